@@ -1,0 +1,52 @@
+# The workbook's commands. `make test` and `make run` need nothing installed beforehand:
+# they create .venv (Python 3.11) and install the project into it.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Notebooks and tests run headless: curves go to PNG files, not to a display.
+export WORKBOOK_HEADLESS ?= 1
+
+.PHONY: help install test unit notebooks run lab strip check-stripped clean
+
+help:
+	@echo "make test    - unit tests + every notebook under nbval, smoke profile (what CI runs)"
+	@echo "make run     - execute every notebook end to end (profile auto) into outputs/"
+	@echo "make lab     - JupyterLab on notebooks/"
+	@echo "make unit    - unit tests only;  make notebooks - notebooks only (smoke)"
+	@echo "make strip   - remove outputs from the notebooks before committing"
+	@echo "MRPC: set MRPC_DIR=/path/to/mrpc, or put it in data/mrpc/, or go online (see README)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	WORKBOOK_PROFILE=smoke $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env
+
+unit: $(STAMP)
+	WORKBOOK_PROFILE=smoke $(BIN)/python -m pytest tests
+
+notebooks: $(STAMP)
+	WORKBOOK_PROFILE=smoke $(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env
+
+run: $(STAMP)
+	$(BIN)/python -m helpers notebooks run
+
+lab: $(STAMP)
+	WORKBOOK_HEADLESS=0 $(BIN)/jupyter lab notebooks/
+
+strip: $(STAMP)
+	$(BIN)/python -m helpers notebooks strip
+
+check-stripped: $(STAMP)
+	$(BIN)/python -m helpers notebooks check
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,87 @@
+"""Command line: ``python -m helpers q1 --method v2 --profile quick --out results.json``.
+
+Runs unchanged under ``torchrun --nproc_per_node=N`` (data-parallel through the Trainer);
+only rank 0 writes the results file.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+
+
+def _override(text: str) -> tuple[str, object]:
+    """``key=value`` with the value read as a Python literal when it is one (``1e-3``, ``True``)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set takes key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return key.strip(), value
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import ptuning
+
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    q1 = sub.add_parser("q1", help="fine-tune on MRPC with one method (P-Tuning v1/v2, LoRA, full)")
+    q1.add_argument("--method", required=True, choices=list(ptuning.METHODS))
+    q1.add_argument("--profile", default="auto", help="smoke, quick, full or auto (default)")
+    q1.add_argument("--seed", type=int, default=42)
+    q1.add_argument("--model", default="auto", help="auto, embedded, a checkpoint folder or a hub id")
+    q1.add_argument("--data", default=None, help="MRPC folder (default: MRPC_DIR, data/mrpc, the hub)")
+    q1.add_argument("--output-dir", default=None, help="where the trained adapter is saved")
+    q1.add_argument("--out", default=None, help="write the RunResult JSON here")
+    q1.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
+                    metavar="KEY=VALUE", help="override a setting, e.g. --set learning_rate=3e-3 (repeatable)")
+    nbs = sub.add_parser("notebooks", help="run, strip or check the notebooks")
+    nbs.add_argument("action", choices=["run", "strip", "check"])
+    nbs.add_argument("--out", default=None, help="run: where the executed notebooks go (default outputs/notebooks)")
+    args = parser.parse_args(argv)
+    if args.command == "notebooks":
+        return _notebooks(args)
+
+    try:
+        # Checked before anything heavy loads, so a typo fails at once.
+        ptuning.resolve_config(args.method, args.profile, **dict(args.overrides))
+        if args.out:
+            out_dir = os.path.dirname(os.path.abspath(args.out))
+            if not os.access(out_dir if os.path.isdir(out_dir) else os.path.dirname(out_dir), os.W_OK):
+                raise ValueError(f"--out {args.out}: folder {out_dir} cannot be written")
+        result = ptuning.run(args.method, args.profile, args.seed, model=args.model, data=args.data,
+                             output_dir=args.output_dir, **dict(args.overrides))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if int(os.environ.get("RANK", "0")) == 0:
+        if args.out:
+            result.to_json(args.out)
+        print(f"{result.method}: best validation accuracy {result.best['eval_accuracy']:.4f} "
+              f"(epoch {result.best['epoch']:g}), test accuracy {result.test['accuracy']:.4f}, "
+              f"F1 {result.test['f1']:.4f}, {result.trainable_params:,} trainable parameters, "
+              f"{result.train_seconds:.1f} s" + (f"; wrote {args.out}" if args.out else ""))
+    return 0
+
+
+def _notebooks(args) -> int:
+    from . import notebooks
+
+    if args.action == "run":
+        notebooks.run_all(args.out)
+        return 0
+    if args.action == "strip":
+        for path in notebooks.notebook_paths():
+            if notebooks.strip(path):
+                print(f"stripped {path}")
+        return 0
+    problems = [p for path in notebooks.notebook_paths() for p in notebooks.unstripped(path)]
+    print("\n".join(problems) or "notebooks are stripped")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

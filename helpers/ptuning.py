@@ -1,0 +1,364 @@
+"""Q1: P-Tuning v1 and v2 (and references) on MRPC, through one function.
+
+``run(method, profile, seed, **overrides)`` fine-tunes the chosen BERT with the HF ``Trainer``.
+A method is a config, not code: ``METHODS`` holds each one's defaults, and any default can be
+overridden by keyword. The model is chosen on validation accuracy (every epoch) and the test
+split is scored once, at the end, with that model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from . import config as wconfig
+from .data import load_mrpc
+from .models import ModelChoice, load_classifier, load_tokenizer, resolve_model
+
+# Defaults per method. Learning rates come from ../shared/BASELINES.md and the runs recorded
+# in results/; see the Q1 notebook for what was tried.
+METHODS: dict[str, dict] = {
+    # P-Tuning v1: continuous prompts at the input only, always through a reparameterisation
+    # encoder. cls_pooling=True makes BERT's pooler read [CLS] rather than the first virtual token.
+    "v1": dict(learning_rate=1e-2, num_virtual_tokens=20, encoder_hidden_size=128,
+               encoder_reparameterization_type="MLP", cls_pooling=True),
+    # P-Tuning v2 as the assignment means it: prefixes in every layer, with the MLP
+    # reparameterisation (prefix_projection=True).
+    "v2": dict(learning_rate=1e-3, num_virtual_tokens=20, prefix_projection=True, encoder_hidden_size=128),
+    # P-Tuning v2 without reparameterisation: the prefixes are trained directly.
+    "v2-noproj": dict(learning_rate=1e-2, num_virtual_tokens=20, prefix_projection=False),
+    "lora": dict(learning_rate=5e-4, r=8, lora_alpha=16, lora_dropout=0.1, target_modules=("query", "value")),
+    "full": dict(learning_rate=5e-5),
+}
+
+# Overrides every method takes (profile fields among them).
+COMMON: dict = dict(
+    learning_rate=None, num_train_epochs=None, per_device_train_batch_size=None,
+    per_device_eval_batch_size=None, max_length=None, train_limit=None, eval_limit=None,
+    logging_steps=None, weight_decay=0.01, warmup_ratio=0.06,
+)
+POSITIVE = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
+            "max_length", "logging_steps", "num_virtual_tokens", "encoder_hidden_size", "r")
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What one training run produced: per-step history, test scores, sizes, timing, and the
+    full configuration (seed, profile, model, data, library versions) that reproduces it."""
+
+    method: str
+    history: list[dict]
+    best: dict
+    test: dict
+    trainable_params: int
+    total_params: int
+    train_seconds: float
+    model: dict
+    output_dir: str
+    config: dict
+
+    @property
+    def trainable_share(self) -> float:
+        return self.trainable_params / self.total_params
+
+    def evals(self) -> list[dict]:
+        """The per-epoch validation records of the history."""
+        return [h for h in self.history if "eval_accuracy" in h]
+
+    def to_json(self, path: str | os.PathLike | None = None) -> str:
+        """The result as JSON; also written to ``path`` when given."""
+        text = json.dumps(dataclasses.asdict(self), indent=1, default=str)
+        if path is not None:
+            path = Path(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_text(text)
+            tmp.replace(path)  # atomic: a reader never sees half a file
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | os.PathLike) -> "RunResult":
+        """Read a result from a JSON file path or a JSON string."""
+        text = str(source)
+        if not text.lstrip().startswith("{"):
+            text = Path(source).read_text()
+        return cls(**json.loads(text))
+
+
+def resolve_config(method: str, profile="auto", **overrides) -> dict:
+    """The complete configuration of a run: method defaults, then the profile, then overrides.
+    Raises ValueError naming what is wrong and what is allowed."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    prof = wconfig.get_profile(profile)
+    allowed = {**COMMON, **METHODS[method]}
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise ValueError(f"method {method!r} does not take {', '.join(unknown)}; "
+                         f"it takes: {', '.join(sorted(allowed))}")
+    cfg = {k: v for k, v in COMMON.items()}
+    for key in ("num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
+                "max_length", "train_limit", "eval_limit", "logging_steps"):
+        cfg[key] = getattr(prof, key)
+    cfg.update(METHODS[method])
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    for key in POSITIVE:
+        if key in cfg and not (isinstance(cfg[key], (int, float)) and not isinstance(cfg[key], bool)
+                               and cfg[key] > 0):
+            raise ValueError(f"{key} must be a positive number, got {cfg[key]!r}")
+    cfg.update(method=method, profile=prof.name)
+    return cfg
+
+
+def _peft_config(method: str, cfg: dict):
+    from peft import LoraConfig, PrefixTuningConfig, PromptEncoderConfig, TaskType
+
+    if method == "v1":
+        return PromptEncoderConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=cfg["num_virtual_tokens"],
+                                   encoder_hidden_size=cfg["encoder_hidden_size"],
+                                   encoder_reparameterization_type=cfg["encoder_reparameterization_type"])
+    if method in ("v2", "v2-noproj"):
+        kw = dict(encoder_hidden_size=cfg["encoder_hidden_size"]) if cfg["prefix_projection"] else {}
+        return PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=cfg["num_virtual_tokens"],
+                                  prefix_projection=cfg["prefix_projection"], **kw)
+    if method == "lora":
+        return LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg["r"], lora_alpha=cfg["lora_alpha"],
+                          lora_dropout=cfg["lora_dropout"], target_modules=list(cfg["target_modules"]))
+    return None
+
+
+def pool_from_cls(model, num_virtual_tokens: int):
+    """Make BERT's pooler read the real [CLS] token when P-Tuning v1 has put ``num_virtual_tokens``
+    prompt embeddings in front of it (peft prepends them, so the pooler would read the first
+    virtual token). A forward pre-hook: the pooler's weights and state dict are untouched."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    encoder = getattr(base, base.base_model_prefix, None)
+    pooler = getattr(encoder, "pooler", None)
+    if pooler is None:
+        raise ValueError(f"cls_pooling needs a BERT-style model with a pooler; {type(base).__name__} has none. "
+                         "Pass cls_pooling=False.")
+    return pooler.register_forward_pre_hook(lambda _mod, args: (args[0][:, num_virtual_tokens:],) + args[1:])
+
+
+def build_model(method: str, cfg: dict, choice: ModelChoice):
+    """The model to train for ``method``: a peft model (v1, v2, v2-noproj, lora) or the whole
+    classifier (full)."""
+    model = load_classifier(choice)
+    peft_cfg = _peft_config(method, cfg)
+    if peft_cfg is not None:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, peft_cfg)
+    if cfg.get("cls_pooling"):
+        pool_from_cls(model, cfg["num_virtual_tokens"])
+    return model
+
+
+def count_params(model) -> tuple[int, int]:
+    """(trainable, total) parameters."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def tokenize_mrpc(dsd, tokenizer, max_length: int, train_limit=None, eval_limit=None, seed: int = 0):
+    """Tokenized splits, cut to the profile's sizes (a seeded shuffle), unpadded: padding happens
+    per batch in the collator, so a batch is only as long as its longest pair."""
+    out = {}
+    for split in ("train", "validation", "test"):
+        ds = dsd[split]
+        limit = train_limit if split == "train" else eval_limit
+        if limit is not None and limit < len(ds):
+            ds = ds.shuffle(seed=seed).select(range(limit))
+        out[split] = ds.map(lambda b: tokenizer(b["text1"], b["text2"], truncation=True, max_length=max_length),
+                            batched=True, remove_columns=["text1", "text2", "idx"])
+    return out
+
+
+def compute_metrics(eval_pred) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    logits, labels = eval_pred
+    preds = logits.argmax(-1)
+    return {"accuracy": float(accuracy_score(labels, preds)), "f1": float(f1_score(labels, preds))}
+
+
+def make_optimizer(model, cfg: dict, num_training_steps: int):
+    """AdamW over the trainable parameters (no weight decay on biases and LayerNorm) and a linear
+    schedule with warm-up, sized in optimizer steps. Both are handed to the Trainer."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg["learning_rate"])
+    warmup = math.ceil(cfg["warmup_ratio"] * num_training_steps)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, num_training_steps)
+
+
+class KeepBest:
+    """A TrainerCallback that keeps, in memory, the trainable weights of the epoch with the best
+    validation accuracy, and puts them back when training ends. (The Trainer's own
+    ``load_best_model_at_end`` fails for peft's prompt-learning methods, and would write a
+    checkpoint every epoch.)"""
+
+    def __new__(cls, *args, **kwargs):
+        from transformers import TrainerCallback
+
+        # Built lazily so importing helpers.ptuning does not import transformers.
+        class _KeepBest(TrainerCallback):
+            def __init__(self, metric="eval_accuracy"):
+                self.metric, self.best, self.state = metric, None, None
+
+            def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
+                score = (metrics or {}).get(self.metric)
+                if score is not None and (self.best is None or score > self.best):
+                    self.best = score
+                    self.state = {n: p.detach().to("cpu", copy=True)
+                                  for n, p in model.named_parameters() if p.requires_grad}
+
+            def on_train_end(self, args, state, control, model=None, **kw):
+                if self.state is not None:
+                    params = dict(model.named_parameters())
+                    for name, saved in self.state.items():
+                        params[name].data.copy_(saved)
+
+        return _KeepBest(*args, **kwargs)
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"output folder {path} cannot be written ({e.strerror}); "
+                         "pass output_dir= a folder you can write to") from None
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=wconfig.PROJ_ROOT, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment() -> dict:
+    """Device, library versions and git commit, recorded with every result."""
+    import adapters
+    import datasets
+    import peft
+    import torch
+    import transformers
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
+    return {"device": device, "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__, "adapters": adapters.__version__, "datasets": datasets.__version__,
+            "git_commit": _git_commit()}
+
+
+def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", data=None,
+        output_dir=None, callbacks=(), **overrides) -> RunResult:
+    """Fine-tune with ``method`` (see ``METHODS``) and return a ``RunResult``. ``model`` is a
+    ``resolve_model`` spec, ``data`` a ``load_mrpc`` source; ``overrides`` change the method's or
+    the profile's settings (``learning_rate=3e-3``, ``num_train_epochs=5``, ...)."""
+    import torch
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+    cfg = resolve_config(method, profile, **overrides)
+    out = Path(output_dir) if output_dir else wconfig.OUTPUT_DIR / "q1" / f"{method}-{cfg['profile']}-seed{seed}"
+    _check_writable(out)
+    choice = resolve_model(model)
+    dsd = load_mrpc(data)
+    set_seed(seed)
+    tokenizer = load_tokenizer(choice)
+    splits = tokenize_mrpc(dsd, tokenizer, cfg["max_length"], cfg["train_limit"], cfg["eval_limit"], seed)
+    net = build_model(method, cfg, choice)
+    trainable, total = count_params(net)
+
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    args = TrainingArguments(
+        output_dir=str(out), seed=seed, data_seed=seed,
+        num_train_epochs=cfg["num_train_epochs"], per_device_train_batch_size=cfg["per_device_train_batch_size"],
+        per_device_eval_batch_size=cfg["per_device_eval_batch_size"], learning_rate=cfg["learning_rate"],
+        weight_decay=cfg["weight_decay"], eval_strategy="epoch", save_strategy="no", logging_strategy="steps", logging_steps=cfg["logging_steps"],
+        report_to=[], bf16=bf16, fp16=cuda and not bf16, dataloader_num_workers=0,
+        disable_tqdm=False, use_cpu=not cuda, ddp_find_unused_parameters=False,
+    )
+    steps_per_epoch = math.ceil(len(splits["train"]) / (args.per_device_train_batch_size * args.world_size
+                                                         * args.gradient_accumulation_steps))
+    num_steps = math.ceil(steps_per_epoch * cfg["num_train_epochs"])
+    trainer = Trainer(model=net, args=args, train_dataset=splits["train"], eval_dataset=splits["validation"],
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
+                      optimizers=make_optimizer(net, cfg, num_steps), callbacks=[KeepBest(), *callbacks])
+    start = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - start
+    test = trainer.evaluate(splits["test"], metric_key_prefix="test")
+
+    evals = [h for h in trainer.state.log_history if "eval_accuracy" in h]
+    best = max(evals, key=lambda h: h["eval_accuracy"])  # first of equals, as the Trainer keeps
+    cfg.update(seed=seed, num_training_steps=num_steps, data=dict(rows={k: len(v) for k, v in splits.items()}),
+               environment=environment())
+    result = RunResult(
+        method=method, history=trainer.state.log_history,
+        best={k: best[k] for k in ("epoch", "eval_accuracy", "eval_f1", "eval_loss")},
+        test={"accuracy": test["test_accuracy"], "f1": test["test_f1"], "loss": test["test_loss"]},
+        trainable_params=trainable, total_params=total, train_seconds=round(train_seconds, 2),
+        model=choice.to_dict(), output_dir=str(out), config=cfg,
+    )
+    if trainer.is_world_process_zero():
+        trainer.save_model(str(out))  # peft: the adapter alone, through save_pretrained
+        tokenizer.save_pretrained(str(out))
+        result.to_json(out / "run.json")
+    return result
+
+
+def load_trained(output_dir):
+    """Reload a model saved by ``run`` (base model plus adapter), ready for inference."""
+    out = Path(output_dir)
+    if not (out / "run.json").is_file():
+        raise FileNotFoundError(f"{out} has no run.json: it is not a folder written by helpers.ptuning.run")
+    result = RunResult.from_json(out / "run.json")
+    cfg = result.config
+    if result.method == "full":
+        from transformers import AutoModelForSequenceClassification
+
+        net = AutoModelForSequenceClassification.from_pretrained(str(out))
+    else:
+        from peft import PeftModel
+
+        net = PeftModel.from_pretrained(load_classifier(ModelChoice(**result.model)), str(out))
+    if cfg.get("cls_pooling"):
+        pool_from_cls(net, cfg["num_virtual_tokens"])
+    tokenizer = load_tokenizer(ModelChoice(**result.model))
+    net.eval()
+    return net, tokenizer, result
+
+
+def predict(output_dir, text1, text2) -> dict | list[dict]:
+    """Label and probability for a sentence pair (or lists of pairs) with a saved run's model."""
+    import torch
+
+    from .data import LABEL_NAMES
+
+    net, tokenizer, result = load_trained(output_dir)
+    single = isinstance(text1, str)
+    t1, t2 = ([text1], [text2]) if single else (list(text1), list(text2))
+    batch = tokenizer(t1, t2, truncation=True, max_length=result.config["max_length"], padding=True,
+                      return_tensors="pt")
+    with torch.no_grad():
+        probs = net(**batch).logits.softmax(-1)
+    out = [{"label": int(p.argmax()), "label_text": LABEL_NAMES[int(p.argmax())], "probability": float(p.max())}
+           for p in probs]
+    return out[0] if single else out
