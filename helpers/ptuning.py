@@ -31,7 +31,7 @@ METHODS: dict[str, dict] = {
     "v2": dict(learning_rate=1e-3, num_virtual_tokens=20, prefix_projection=True, encoder_hidden_size=128),
     # P-Tuning v2 without reparameterisation: the prefixes are trained directly.
     "v2-noproj": dict(learning_rate=1e-2, num_virtual_tokens=20, prefix_projection=False),
-    "lora": dict(learning_rate=5e-4, r=8, lora_alpha=16, lora_dropout=0.1, target_modules=("query", "value")),
+    "lora": dict(learning_rate=5e-4, r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["query", "value"]),
     "full": dict(learning_rate=5e-5),
 }
 

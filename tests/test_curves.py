@@ -1,0 +1,21 @@
+from helpers.curves import LiveCurves, live_frontend
+
+
+def test_records_runs_on_shared_axes_and_writes_png(tmp_path):
+    board = LiveCurves("q1", baseline=0.68, png=tmp_path / "q1.png", live=False)
+    board.record("v1", {"loss": 0.7}, 0.5)
+    board.record("v1", {"eval_accuracy": 0.7, "eval_loss": 0.6}, 1.0)
+    board.record("v2", {"loss": 0.65}, 0.5)
+    assert board.series["v1"] == {"loss": [(0.5, 0.7)], "accuracy": [(1.0, 0.7)]}
+    fig = board.figure()
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2]  # two runs' losses; v1's accuracy + baseline
+    path = board.save()
+    assert path == tmp_path / "q1.png" and path.stat().st_size > 1000
+
+
+def test_no_live_frontend_in_a_plain_process(monkeypatch):
+    monkeypatch.delenv("WORKBOOK_HEADLESS", raising=False)
+    assert live_frontend() is False
+    board = LiveCurves("x", live=None)
+    board.update(force=True)  # headless: draws nothing, raises nothing
+    assert board._handle is None

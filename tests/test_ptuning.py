@@ -1,0 +1,112 @@
+"""Q1 training in the smoke profile: every method, on real MRPC rows, offline."""
+import math
+
+import pytest
+
+from helpers import data, ptuning
+from helpers.curves import LiveCurves
+
+_CACHE = {}
+
+
+@pytest.fixture
+def smoke_run(mrpc_dir, tmp_path_factory):
+    """Run a method once per session (smoke profile) and share the result between tests."""
+    def get(method):
+        if method not in _CACHE:
+            board = LiveCurves(f"test {method}", live=False, png=tmp_path_factory.mktemp("fig") / "c.png")
+            out = tmp_path_factory.mktemp(method)
+            result = ptuning.run(method, profile="smoke", seed=0, data=mrpc_dir, output_dir=out,
+                                 callbacks=[board.callback(method)])
+            _CACHE[method] = (result, board)
+        return _CACHE[method]
+    return get
+
+
+@pytest.mark.parametrize("method", list(ptuning.METHODS))
+def test_run_every_method(smoke_run, mrpc_dir, method):
+    result, board = smoke_run(method)
+    evals = result.evals()
+    assert len(evals) == 2 and [e["epoch"] for e in evals] == [1.0, 2.0]  # validation every epoch
+    assert any("loss" in h for h in result.history)
+    assert result.best["eval_accuracy"] == max(e["eval_accuracy"] for e in evals)
+    assert set(result.test) == {"accuracy", "f1", "loss"} and 0 <= result.test["accuracy"] <= 1
+    assert result.config["seed"] == 0 and result.config["environment"]["transformers"].startswith("4.57")
+    assert result.config["data"]["rows"] == {"train": 64, "validation": 32, "test": 32}
+    if method == "full":
+        assert result.trainable_params == result.total_params
+    else:
+        assert 0 < result.trainable_share < 0.15
+    # JSON round trip
+    assert ptuning.RunResult.from_json(result.to_json()) == result
+    # the saved model reloads, and scores the same test rows the same way
+    test = data.load_mrpc(mrpc_dir, verbose=False)["test"].shuffle(seed=0).select(range(32))
+    preds = ptuning.predict(result.output_dir, test["text1"], test["text2"])
+    reloaded = sum(p["label"] == y for p, y in zip(preds, test["label"])) / len(test)
+    assert reloaded == pytest.approx(result.test["accuracy"])
+    # the curves callback recorded this run and wrote its PNG headless
+    assert board.series[method]["accuracy"] and board.png.is_file()
+
+
+def test_prefix_projection_trains_more(smoke_run):
+    with_proj, without = smoke_run("v2")[0], smoke_run("v2-noproj")[0]
+    # without projection: 2 (key, value) x 6 layers x 384 x 20 tokens, plus the 2-way head
+    assert without.trainable_params == 2 * 6 * 384 * 20 + (384 * 2 + 2)
+    assert with_proj.trainable_params > without.trainable_params
+
+
+def test_schedule_is_sized_in_steps(smoke_run):
+    result, _ = smoke_run("v2-noproj")
+    lrs = [h["learning_rate"] for h in result.history if "learning_rate" in h]
+    peak = result.config["learning_rate"]
+    assert max(lrs) == pytest.approx(peak) and lrs[-1] < 0.25 * peak  # warm-up, then decay to ~0
+    assert result.config["num_training_steps"] == 2 * math.ceil(64 / 16)
+
+
+def test_v1_pooler_reads_cls(mrpc_dir):
+    """With cls_pooling the pooler sees the real tokens only ([CLS] first), not the prompts."""
+    import torch
+
+    from helpers.models import load_tokenizer, resolve_model
+
+    cfg = ptuning.resolve_config("v1", "smoke")
+    choice = resolve_model("embedded", verbose=False)
+    tok = load_tokenizer(choice)
+    batch = tok(["a cat"], ["a dog"], return_tensors="pt")
+    for cls_pooling, expected in ((True, batch["input_ids"].shape[1]),
+                                  (False, batch["input_ids"].shape[1] + cfg["num_virtual_tokens"])):
+        net = ptuning.build_model("v1", {**cfg, "cls_pooling": cls_pooling}, choice)
+        seen = []
+        net.get_base_model().bert.pooler.register_forward_hook(lambda m, a, o: seen.append(a[0].shape[1]))
+        with torch.no_grad():
+            net(**batch)
+        assert seen == [expected]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(method="v3"), "unknown method 'v3': choose one of v1, v2"),
+    (dict(method="v2", profile="huge"), "unknown profile 'huge'"),
+    (dict(method="v2-noproj", encoder_hidden_size=64), "does not take encoder_hidden_size"),
+    (dict(method="v2", learning_rate=-1e-3), "learning_rate must be a positive number"),
+    (dict(method="v1", num_train_epochs=0), "num_train_epochs must be a positive number"),
+])
+def test_bad_configuration_fails_at_once(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ptuning.resolve_config(**kwargs)
+
+
+def test_unwritable_output_dir_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="cannot be written"):
+        ptuning.run("v2", profile="smoke", output_dir=blocker / "sub")
+
+
+def test_profile_from_environment(monkeypatch):
+    from helpers import config
+
+    monkeypatch.setenv("WORKBOOK_PROFILE", "smoke")
+    assert config.get_profile().name == "smoke"
+    monkeypatch.setenv("WORKBOOK_PROFILE", "tiny")
+    with pytest.raises(ValueError, match="WORKBOOK_PROFILE"):
+        config.get_profile()
