@@ -90,17 +90,25 @@ class LiveCurves:
         fig.suptitle(self.title)
         return fig
 
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows a board as its PNG, with or without pyplot's inline backend."""
+        import io
+
+        buf = io.BytesIO()
+        self.figure().savefig(buf, format="png", dpi=90)
+        return buf.getvalue()
+
     def update(self, force: bool = False) -> None:
         """Redraw in place through one display handle, at most every ``min_interval`` seconds."""
         if not self.live or (not force and time.monotonic() - self._last_draw < self.min_interval):
             return
-        from IPython.display import display
+        from IPython.display import Image, display
 
-        fig = self.figure()
+        image = Image(data=self._repr_png_(), format="png")
         if self._handle is None:
-            self._handle = display(fig, display_id=True)
+            self._handle = display(image, display_id=True)
         else:
-            self._handle.update(fig)
+            self._handle.update(image)
         self._last_draw = time.monotonic()
 
     def save(self, path: str | os.PathLike | None = None) -> Path:

@@ -113,10 +113,11 @@ def load_tokenizer(choice: ModelChoice):
     return AutoTokenizer.from_pretrained(choice.path)
 
 
-def load_classifier(choice: ModelChoice, num_labels: int = 2):
-    """A sequence classifier on the chosen model (a fresh head). Local folders load from
-    safetensors when they have them; remote code is never trusted."""
-    from transformers import AutoModelForSequenceClassification
+def load_classifier(choice: ModelChoice, num_labels: int = 2, head: str = "sequence"):
+    """A classifier on the chosen model with a fresh head: one label per pair (``head="sequence"``)
+    or per token (``"token"``). Local folders load from safetensors when they have them; remote
+    code is never trusted."""
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
     from transformers.utils import logging as hf_logging
 
     use_safetensors = None
@@ -126,7 +127,8 @@ def load_classifier(choice: ModelChoice, num_labels: int = 2):
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        return AutoModelForSequenceClassification.from_pretrained(
+        auto = {"sequence": AutoModelForSequenceClassification, "token": AutoModelForTokenClassification}[head]
+        return auto.from_pretrained(
             choice.path, num_labels=num_labels, use_safetensors=use_safetensors, trust_remote_code=False)
     finally:
         hf_logging.set_verbosity(verbosity)

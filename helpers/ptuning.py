@@ -40,9 +40,10 @@ COMMON: dict = dict(
     learning_rate=None, num_train_epochs=None, per_device_train_batch_size=None,
     per_device_eval_batch_size=None, max_length=None, train_limit=None, eval_limit=None,
     logging_steps=None, weight_decay=0.01, warmup_ratio=0.06,
+    head_learning_rate=None,  # the classifier's own learning rate (default: learning_rate)
 )
 POSITIVE = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
-            "max_length", "logging_steps", "num_virtual_tokens", "encoder_hidden_size", "r")
+            "max_length", "logging_steps", "head_learning_rate", "num_virtual_tokens", "encoder_hidden_size", "r")
 
 
 @dataclasses.dataclass
@@ -107,7 +108,7 @@ def resolve_config(method: str, profile="auto", **overrides) -> dict:
     cfg.update(METHODS[method])
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     for key in POSITIVE:
-        if key in cfg and not (isinstance(cfg[key], (int, float)) and not isinstance(cfg[key], bool)
+        if key in cfg and cfg[key] is not None and not (isinstance(cfg[key], (int, float)) and not isinstance(cfg[key], bool)
                                and cfg[key] > 0):
             raise ValueError(f"{key} must be a positive number, got {cfg[key]!r}")
     cfg.update(method=method, profile=prof.name)
@@ -188,17 +189,21 @@ def compute_metrics(eval_pred) -> dict:
 
 
 def make_optimizer(model, cfg: dict, num_training_steps: int):
-    """AdamW over the trainable parameters (no weight decay on biases and LayerNorm) and a linear
-    schedule with warm-up, sized in optimizer steps. Both are handed to the Trainer."""
+    """AdamW over the trainable parameters (no weight decay on biases and LayerNorm; the
+    classification head at ``head_learning_rate`` when one is set) and a linear schedule with
+    warm-up, sized in optimizer steps. Both are handed to the Trainer."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
-    decay, no_decay = [], []
+    head_lr = cfg.get("head_learning_rate") or cfg["learning_rate"]
+    groups: dict[tuple, list] = {}
     for name, p in model.named_parameters():
         if p.requires_grad:
-            (no_decay if p.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg["learning_rate"])
+            decay = 0.0 if p.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") else cfg["weight_decay"]
+            lr = head_lr if ".classifier." in f".{name}" else cfg["learning_rate"]
+            groups.setdefault((lr, decay), []).append(p)
+    optimizer = torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()],
+                                  lr=cfg["learning_rate"])
     warmup = math.ceil(cfg["warmup_ratio"] * num_training_steps)
     return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, num_training_steps)
 
@@ -292,7 +297,7 @@ def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", dat
         num_train_epochs=cfg["num_train_epochs"], per_device_train_batch_size=cfg["per_device_train_batch_size"],
         per_device_eval_batch_size=cfg["per_device_eval_batch_size"], learning_rate=cfg["learning_rate"],
         weight_decay=cfg["weight_decay"], eval_strategy="epoch", save_strategy="no", logging_strategy="steps", logging_steps=cfg["logging_steps"],
-        report_to=[], bf16=bf16, fp16=cuda and not bf16, dataloader_num_workers=0,
+        report_to=[], group_by_length=True, bf16=bf16, fp16=cuda and not bf16, dataloader_num_workers=0,
         disable_tqdm=False, use_cpu=not cuda, ddp_find_unused_parameters=False,
     )
     steps_per_epoch = math.ceil(len(splits["train"]) / (args.per_device_train_batch_size * args.world_size
@@ -362,3 +367,57 @@ def predict(output_dir, text1, text2) -> dict | list[dict]:
     out = [{"label": int(p.argmax()), "label_text": LABEL_NAMES[int(p.argmax())], "probability": float(p.max())}
            for p in probs]
     return out[0] if single else out
+
+
+def anatomy(method: str, choice: ModelChoice | None = None, **overrides) -> dict:
+    """What ``method`` adds to the model and trains, read off a freshly built model: parameter
+    counts (and share), the trainable modules, and the shape of the prompts it injects (v1: input
+    embeddings prepended at layer 0; v2: a key and a value prefix for every layer)."""
+    cfg = resolve_config(method, "smoke", **overrides)
+    choice = choice or resolve_model(verbose=False)
+    net = build_model(method, cfg, choice)
+    trainable, total = count_params(net)
+    modules: dict[str, int] = {}
+    for name, p in net.named_parameters():
+        if p.requires_grad:
+            key = ".".join(part for part in name.split(".")[:-1] if part not in ("default", "modules_to_save", "base_model", "model"))
+            modules[key] = modules.get(key, 0) + p.numel()
+    if method == "full":
+        modules = {"(every parameter of the model)": total}
+    prompt = None
+    if method == "v1":
+        prompt = {"where": "input embeddings, prepended at layer 0",
+                  "shape": list(net.get_prompt(batch_size=1).shape)}
+    elif method.startswith("v2"):
+        past = net.get_prompt(batch_size=1)
+        layers = past.to_legacy_cache() if hasattr(past, "to_legacy_cache") else past
+        prompt = {"where": f"a key and a value prefix in each of the {len(layers)} layers",
+                  "shape": [len(layers), len(layers[0])] + list(layers[0][0].shape)}
+    return {"method": method, "trainable_params": trainable, "total_params": total,
+            "share": trainable / total, "trainable_modules": modules, "prompt": prompt}
+
+
+def results_table(results):
+    """A DataFrame, one row per run: trainable parameters, best validation and test scores, time."""
+    import pandas as pd
+
+    columns = ["method", "profile", "seed", "learning_rate", "trainable", "trainable %", "epochs", "best epoch",
+               "val acc", "val F1", "test acc", "test F1", "train s", "device", "model"]
+    rows = []
+    for r in (results.values() if isinstance(results, dict) else results):
+        rows.append({
+            "method": r.method, "profile": r.config["profile"], "seed": r.config["seed"],
+            "learning_rate": r.config["learning_rate"], "trainable": r.trainable_params,
+            "trainable %": round(100 * r.trainable_share, 3), "epochs": r.config["num_train_epochs"],
+            "best epoch": r.best["epoch"], "val acc": round(r.best["eval_accuracy"], 4),
+            "val F1": round(r.best["eval_f1"], 4), "test acc": round(r.test["accuracy"], 4),
+            "test F1": round(r.test["f1"], 4), "train s": round(r.train_seconds, 1),
+            "device": r.config["environment"]["device"], "model": r.model["name"],
+        })
+    return pd.DataFrame(rows, columns=columns)
+
+
+def load_results(pattern: str = "q1_*.json", folder=None) -> list[RunResult]:
+    """The committed results (``results/`` by default) whose file names match ``pattern``."""
+    folder = Path(folder) if folder else wconfig.RESULTS_DIR
+    return [RunResult.from_json(p) for p in sorted(folder.glob(pattern))]

@@ -9,6 +9,7 @@ def test_records_runs_on_shared_axes_and_writes_png(tmp_path):
     assert board.series["v1"] == {"loss": [(0.5, 0.7)], "accuracy": [(1.0, 0.7)]}
     fig = board.figure()
     assert [len(ax.lines) for ax in fig.axes] == [2, 2]  # two runs' losses; v1's accuracy + baseline
+    assert board._repr_png_().startswith(b"\x89PNG")  # how Jupyter shows the board
     path = board.save()
     assert path == tmp_path / "q1.png" and path.stat().st_size > 1000
 
