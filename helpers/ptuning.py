@@ -33,7 +33,11 @@ METHODS: dict[str, dict] = {
     "v2-noproj": dict(learning_rate=1e-2, num_virtual_tokens=20, prefix_projection=False),
     "lora": dict(learning_rate=5e-4, r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["query", "value"]),
     "full": dict(learning_rate=5e-5),
+    # Q2: a bottleneck adapter (AdapterHub's adapters). reduction_factor=16 is the library's
+    # default; 0.375 makes the hidden size 8/3 of the input (see helpers.adapter_dims).
+    "adapter": dict(learning_rate=1e-4, adapter_config="seq_bn", reduction_factor=16),
 }
+ADAPTER_NAME = "q2"
 
 # Overrides every method takes (profile fields among them).
 COMMON: dict = dict(
@@ -43,7 +47,8 @@ COMMON: dict = dict(
     head_learning_rate=None,  # the classifier's own learning rate (default: learning_rate)
 )
 POSITIVE = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
-            "max_length", "logging_steps", "head_learning_rate", "num_virtual_tokens", "encoder_hidden_size", "r")
+            "max_length", "logging_steps", "head_learning_rate", "num_virtual_tokens", "encoder_hidden_size", "r",
+            "reduction_factor")
 
 
 @dataclasses.dataclass
@@ -149,6 +154,12 @@ def build_model(method: str, cfg: dict, choice: ModelChoice):
     """The model to train for ``method``: a peft model (v1, v2, v2-noproj, lora) or the whole
     classifier (full)."""
     model = load_classifier(choice)
+    if method == "adapter":
+        from .adapter_dims import add_bottleneck_adapter
+
+        add_bottleneck_adapter(model, hidden_ratio=1 / cfg["reduction_factor"], name=ADAPTER_NAME,
+                               config=cfg["adapter_config"])
+        return model  # train_adapter froze the model; the new head stays trainable
     peft_cfg = _peft_config(method, cfg)
     if peft_cfg is not None:
         from peft import get_peft_model
@@ -323,10 +334,22 @@ def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", dat
         model=choice.to_dict(), output_dir=str(out), config=cfg,
     )
     if trainer.is_world_process_zero():
-        trainer.save_model(str(out))  # peft: the adapter alone, through save_pretrained
+        save_trained(net, method, out)
         tokenizer.save_pretrained(str(out))
         result.to_json(out / "run.json")
     return result
+
+
+def save_trained(net, method: str, out: Path) -> None:
+    """Save what a run trained: peft's adapter (``save_pretrained``), a bottleneck adapter and its
+    head (``save_adapter``, the head beside it), or the whole model (full fine-tuning)."""
+    if method == "adapter":
+        from safetensors.torch import save_file
+
+        net.save_adapter(str(out / "adapter"), ADAPTER_NAME)
+        save_file({k: v.contiguous() for k, v in net.classifier.state_dict().items()}, str(out / "head.safetensors"))
+    else:
+        net.save_pretrained(str(out))  # peft models save the adapter alone
 
 
 def load_trained(output_dir):
@@ -340,6 +363,15 @@ def load_trained(output_dir):
         from transformers import AutoModelForSequenceClassification
 
         net = AutoModelForSequenceClassification.from_pretrained(str(out))
+    elif result.method == "adapter":
+        import adapters
+        from safetensors.torch import load_file
+
+        net = load_classifier(ModelChoice(**result.model))
+        adapters.init(net)
+        name = net.load_adapter(str(out / "adapter"))
+        net.set_active_adapters(name)
+        net.classifier.load_state_dict(load_file(str(out / "head.safetensors")))
     else:
         from peft import PeftModel
 

@@ -1,0 +1,179 @@
+"""Q2: bottleneck adapters (AdapterHub's ``adapters``) and their hidden size.
+
+In ``adapters`` the bottleneck's hidden size is ``int(hidden_size // reduction_factor)``
+(``library_hidden_size_line()`` reads that line from the installed package). A
+``reduction_factor`` below 1 makes an *up*-projection, so ``reduction_factor = 3/8`` gives a
+hidden size of ``8·d_m/3``: exact when ``d_m`` is divisible by 3, floored otherwise.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import math
+import warnings
+from fractions import Fraction
+
+# adapters logs "adapters available but none are activated" from forward passes it makes while an
+# adapter is being added, before it is activated; add_bottleneck_adapter always activates it.
+logging.getLogger("adapters.model_mixin").setLevel(logging.ERROR)
+
+# The configs the question compares, by their names in adapters' registry.
+CONFIGS = {
+    "seq_bn": "Pfeiffer: one adapter after the feed-forward block",
+    "double_seq_bn": "Houlsby: one after multi-head attention and one after the feed-forward block",
+    "par_bn": "He et al.: in parallel to the feed-forward block",
+}
+PLACES = {"attention": "after multi-head attention", "output": "after the feed-forward block",
+          "parallel": "in parallel to the feed-forward block"}
+
+
+@dataclasses.dataclass(frozen=True)
+class AdapterInfo:
+    """One adapter as built: its input size ``d_model``, its ``hidden_size`` (read from the
+    down-projection of each built module) and where it sits (``positions``: layer, place)."""
+
+    name: str
+    config: str
+    reduction_factor: float
+    d_model: int
+    hidden_size: int
+    trainable_params: int
+    positions: list[tuple[int, str]]
+    non_linearity: str = ""
+
+
+def reduction_factor_for(ratio: float) -> float:
+    """The ``reduction_factor`` that makes the hidden size ``ratio · d_m``: its reciprocal,
+    taken as an exact fraction (8/3 gives exactly 0.375, so no rounding creeps in)."""
+    if not ratio > 0:
+        raise ValueError(f"hidden_ratio must be positive, got {ratio!r}")
+    return float(1 / Fraction(ratio).limit_denominator(1000))
+
+
+def expected_hidden_size(d_model: int, ratio: float) -> int:
+    """What the library makes for input size ``d_model``: ``int(d_model // reduction_factor)``."""
+    return int(d_model // reduction_factor_for(ratio))
+
+
+def library_hidden_size_line() -> tuple[str, int, str]:
+    """(file, line number, source line) where the installed ``adapters`` computes the bottleneck's
+    hidden size from ``reduction_factor``: read at run time, so it stays true if the library changes."""
+    from adapters.methods.bottleneck import BottleneckLayer
+
+    lines, start = inspect.getsourcelines(BottleneckLayer.add_adapter)
+    for offset, line in enumerate(lines):
+        if "down_sample=" in line and "reduction_factor" in line:
+            return inspect.getsourcefile(BottleneckLayer), start + offset, line.strip()
+    raise RuntimeError("the installed adapters no longer computes down_sample from reduction_factor in "
+                       "BottleneckLayer.add_adapter; read adapters/methods/bottleneck.py")
+
+
+def adapter_modules(model, name: str):
+    """``(module path, module)`` of every bottleneck module of adapter ``name`` in the model."""
+    from adapters.methods.modeling import Adapter
+
+    return [(path, mod) for path, mod in model.named_modules()
+            if isinstance(mod, Adapter) and path.endswith(f"adapters.{name}")]
+
+
+def describe(model, name: str, config: str = "", reduction_factor: float = float("nan")) -> AdapterInfo:
+    """Read an adapter that is already in the model: sizes from its modules, its positions."""
+    mods = adapter_modules(model, name)
+    if not mods:
+        raise ValueError(f"the model has no bottleneck adapter named {name!r}")
+    sizes = {m.adapter_down[0].out_features for _, m in mods}
+    inputs = {m.input_size for _, m in mods}
+    if len(sizes) != 1 or len(inputs) != 1:  # a per-layer reduction_factor mapping
+        raise ValueError(f"adapter {name!r} has different sizes in different layers: hidden {sorted(sizes)}")
+    positions = []
+    for path, mod in mods:
+        parts = path.split(".")
+        layer = next(int(p) for p in parts if p.isdigit())
+        place = "attention" if "attention" in parts else "output"
+        positions.append((layer, PLACES["parallel"] if type(mod).__name__ == "ParallelAdapter" else PLACES[place]))
+    params = sum(p.numel() for _, m in mods for p in m.parameters())
+    act = (model.adapters_config.get(name) or {}).get("non_linearity", "")
+    return AdapterInfo(name, config, reduction_factor, inputs.pop(), sizes.pop(), params, sorted(positions), act)
+
+
+def add_bottleneck_adapter(model, hidden_ratio: float = 8 / 3, name: str = "q2", config: str = "seq_bn",
+                           train: bool = True, **config_kwargs) -> AdapterInfo:
+    """Add a bottleneck adapter whose hidden size is ``hidden_ratio · d_m`` (floored) through the
+    library's config (``reduction_factor = 1 / hidden_ratio``), make it the one that trains (when
+    ``train``), and return what was built. Warns when ``hidden_ratio · d_m`` is not a whole number."""
+    import adapters
+    from adapters import AdapterConfig
+
+    if config not in CONFIGS:
+        raise ValueError(f"unknown adapter config {config!r}: choose one of {', '.join(CONFIGS)}")
+    d_model = model.config.hidden_size
+    rf = reduction_factor_for(hidden_ratio)
+    exact = Fraction(hidden_ratio).limit_denominator(1000) * d_model
+    if exact.denominator != 1:
+        warnings.warn(f"hidden_ratio {hidden_ratio:.4g} x d_model {d_model} = {float(exact):.2f} is not a whole "
+                      f"number; adapters will make int({d_model} // {rf}) = {int(d_model // rf)}", stacklevel=2)
+    if not hasattr(model, "add_adapter") or not hasattr(model, "adapters_config"):
+        adapters.init(model)  # give a plain transformers model the adapter methods
+    model.add_adapter(name, config=AdapterConfig.load(config, reduction_factor=rf, **config_kwargs))
+    if train:
+        model.train_adapter(name)  # freezes everything else and activates the adapter
+    else:
+        model.set_active_adapters(name)
+    return describe(model, name, config, rf)
+
+
+def layer_figure(info: AdapterInfo, model_config):
+    """A matplotlib Figure of one transformer layer with the adapter, labelled with the model's sizes."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyBboxPatch
+
+    d, h, ff = info.d_model, info.hidden_size, model_config.intermediate_size
+    both = any(place == PLACES["attention"] for _, place in info.positions)
+    parallel = any(place == PLACES["parallel"] for _, place in info.positions)
+    n_rows = 7 + both - parallel
+    top = 1.35 * n_rows + 0.4
+    fig = Figure(figsize=(9, 0.62 * top), layout="constrained")
+    ax = fig.subplots()
+    ax.set(xlim=(0, 10), ylim=(0, top))
+    ax.axis("off")
+
+    def box(x, y, w, text, colour):
+        ax.add_patch(FancyBboxPatch((x, y), w, 0.8, boxstyle="round,pad=0.05", fc=colour, ec="black"))
+        ax.text(x + w / 2, y + 0.4, text, ha="center", va="center", fontsize=9)
+
+    def arrow(y0, y1, x=3.5):
+        ax.annotate("", (x, y1), (x, y0), arrowprops=dict(arrowstyle="->"))
+
+    frozen, adapter = "#dde6f0", "#f6c28b"
+    rows = [("input  [batch, seq, %d]" % d, "white"),
+            ("multi-head attention  (%d heads, %d -> %d)" % (model_config.num_attention_heads, d, d), frozen)]
+    if both:
+        rows.append((f"adapter: {d} -> {h} -> {d}  (+ residual)", adapter))
+    rows += [("add & LayerNorm  (%d)" % d, frozen), ("feed-forward  %d -> %d -> %d" % (d, ff, d), frozen)]
+    if not parallel:
+        rows.append((f"adapter: down {d} -> {h}, {info.non_linearity}, up {h} -> {d}  (+ residual)", adapter))
+    rows += [("add & LayerNorm  (%d)" % d, frozen), ("output  [batch, seq, %d]" % d, "white")]
+    ys = [top - 1.0 - 1.35 * i for i in range(len(rows))]
+    for (text, colour), y in zip(rows, ys):
+        box(1.0, y, 5.0, text, colour)
+    for y0, y1 in zip(ys, ys[1:]):
+        arrow(y0, y1 + 0.85)
+    if parallel:
+        i = next(i for i, (t, _) in enumerate(rows) if t.startswith("feed-forward"))
+        box(6.6, ys[i], 3.2, f"adapter (parallel)\n{d} -> {h} -> {d}", adapter)
+        ax.annotate("", (8.2, ys[i] + 0.85), (6.0, ys[i - 1] + 0.4), arrowprops=dict(arrowstyle="->"))
+        ax.annotate("", (6.0, ys[i + 1] + 0.4), (8.2, ys[i] - 0.05), arrowprops=dict(arrowstyle="->"))
+    ax.text(0.2, 0.05, f"{info.name} ({info.config}, reduction_factor={info.reduction_factor:g}): hidden size {h} "
+            f"= floor({d} / {info.reduction_factor:g}); {info.trainable_params:,} adapter parameters "
+            f"in {len(info.positions)} modules. Orange trains, blue is frozen.", fontsize=8.5, wrap=True)
+    fig.suptitle(f"One transformer layer with a bottleneck adapter (d_m = {d}, hidden = {h})")
+    return fig
+
+
+def ratio_check(hidden_ratio: float, d_model: int) -> dict:
+    """The numbers the question asks about, for one ``d_model``."""
+    rf = reduction_factor_for(hidden_ratio)
+    exact = Fraction(hidden_ratio).limit_denominator(1000) * d_model
+    return {"d_m": d_model, "ratio x d_m": round(float(exact), 3), "reduction_factor": rf,
+            "library makes": int(d_model // rf), "floor(ratio x d_m)": math.floor(exact)}
