@@ -38,12 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     q1.add_argument("--out", default=None, help="write the RunResult JSON here")
     q1.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
                     metavar="KEY=VALUE", help="override a setting, e.g. --set learning_rate=3e-3 (repeatable)")
+    q3 = sub.add_parser("q3", help="compare story-prompting strategies with an LLM")
+    q3.add_argument("--profile", default="auto", help="smoke, quick, full or auto (default): stories per strategy")
+    q3.add_argument("--seed", type=int, default=0)
+    q3.add_argument("--backend", choices=["local", "openai"], default="local",
+                    help="local: llama-cpp-python with a GGUF file; openai: OPENAI_BASE_URL / OPENAI_MODEL / OPENAI_API_KEY")
+    q3.add_argument("--gguf", default=None, help="local backend: a GGUF file (default: the embedded SmolLM2-135M)")
+    q3.add_argument("--out", default=None, help="write the comparison (rows, config) as JSON here")
     nbs = sub.add_parser("notebooks", help="run, strip or check the notebooks")
     nbs.add_argument("action", choices=["run", "strip", "check"])
     nbs.add_argument("--out", default=None, help="run: where the executed notebooks go (default outputs/notebooks)")
     args = parser.parse_args(argv)
     if args.command == "notebooks":
         return _notebooks(args)
+    if args.command == "q3":
+        return _q3(args)
 
     try:
         # Checked before anything heavy loads, so a typo fails at once.
@@ -64,6 +73,33 @@ def main(argv: list[str] | None = None) -> int:
               f"(epoch {result.best['epoch']:g}), test accuracy {result.test['accuracy']:.4f}, "
               f"F1 {result.test['f1']:.4f}, {result.trainable_params:,} trainable parameters, "
               f"{result.train_seconds:.1f} s" + (f"; wrote {args.out}" if args.out else ""))
+    return 0
+
+
+def _q3(args) -> int:
+    import json
+
+    from . import config, stories
+
+    try:
+        profile = config.get_profile(args.profile)
+        backend = stories.LocalLlama(args.gguf) if args.backend == "local" else stories.OpenAICompatible()
+        rows, _ = stories.compare(backend, stories.EXAMPLE_SPEC, n=profile.stories_per_strategy, seed=args.seed,
+                                  max_tokens=profile.story_max_tokens)
+    except (ValueError, FileNotFoundError, stories.BackendError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for row in rows:
+        print(f"{row['variant']:16s} distinct-2 {row['distinct_2']:.3f}  self-BLEU {row['self_bleu']:.3f}  "
+              f"spread {row['semantic_spread']:.3f}  pass {row['pass rate']:.2f}  score {row['mean score']:.2f}")
+    if args.out:
+        from .ptuning import environment
+
+        result = {"rows": rows, "spec": stories.EXAMPLE_SPEC.to_dict(), "profile": profile.to_dict(),
+                  "seed": args.seed, "backend": repr(backend), "limits": stories.LIMITS, "environment": environment()}
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1, default=str)
+        print(f"wrote {args.out}")
     return 0
 
 

@@ -25,12 +25,13 @@ METHODS: dict[str, dict] = {
     # P-Tuning v1: continuous prompts at the input only, always through a reparameterisation
     # encoder. cls_pooling=True makes BERT's pooler read [CLS] rather than the first virtual token.
     "v1": dict(learning_rate=1e-2, num_virtual_tokens=20, encoder_hidden_size=128,
-               encoder_reparameterization_type="MLP", cls_pooling=True),
+               encoder_reparameterization_type="MLP", cls_pooling=True, train_pooler=False),
     # P-Tuning v2 as the assignment means it: prefixes in every layer, with the MLP
     # reparameterisation (prefix_projection=True).
-    "v2": dict(learning_rate=1e-3, num_virtual_tokens=20, prefix_projection=True, encoder_hidden_size=128),
+    "v2": dict(learning_rate=1e-3, num_virtual_tokens=20, prefix_projection=True, encoder_hidden_size=128,
+               train_pooler=False),
     # P-Tuning v2 without reparameterisation: the prefixes are trained directly.
-    "v2-noproj": dict(learning_rate=1e-2, num_virtual_tokens=20, prefix_projection=False),
+    "v2-noproj": dict(learning_rate=1e-2, num_virtual_tokens=20, prefix_projection=False, train_pooler=False),
     "lora": dict(learning_rate=5e-4, r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["query", "value"]),
     "full": dict(learning_rate=5e-5),
     # Q2: a bottleneck adapter (AdapterHub's adapters). reduction_factor=16 is the library's
@@ -123,14 +124,17 @@ def resolve_config(method: str, profile="auto", **overrides) -> dict:
 def _peft_config(method: str, cfg: dict):
     from peft import LoraConfig, PrefixTuningConfig, PromptEncoderConfig, TaskType
 
+    # peft trains the classifier of a SEQ_CLS model anyway; train_pooler adds BERT's pooler (the
+    # dense + tanh under the classifier), which a frozen sentence-embedding checkpoint never tuned.
+    head = dict(modules_to_save=["classifier", "pooler"]) if cfg.get("train_pooler") else {}
     if method == "v1":
-        return PromptEncoderConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=cfg["num_virtual_tokens"],
+        return PromptEncoderConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=cfg["num_virtual_tokens"], **head,
                                    encoder_hidden_size=cfg["encoder_hidden_size"],
                                    encoder_reparameterization_type=cfg["encoder_reparameterization_type"])
     if method in ("v2", "v2-noproj"):
         kw = dict(encoder_hidden_size=cfg["encoder_hidden_size"]) if cfg["prefix_projection"] else {}
         return PrefixTuningConfig(task_type=TaskType.SEQ_CLS, num_virtual_tokens=cfg["num_virtual_tokens"],
-                                  prefix_projection=cfg["prefix_projection"], **kw)
+                                  prefix_projection=cfg["prefix_projection"], **kw, **head)
     if method == "lora":
         return LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg["r"], lora_alpha=cfg["lora_alpha"],
                           lora_dropout=cfg["lora_dropout"], target_modules=list(cfg["target_modules"]))
@@ -201,7 +205,7 @@ def compute_metrics(eval_pred) -> dict:
 
 def make_optimizer(model, cfg: dict, num_training_steps: int):
     """AdamW over the trainable parameters (no weight decay on biases and LayerNorm; the
-    classification head at ``head_learning_rate`` when one is set) and a linear schedule with
+    classification head, and the pooler under it, at ``head_learning_rate`` when one is set) and a linear schedule with
     warm-up, sized in optimizer steps. Both are handed to the Trainer."""
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -211,7 +215,8 @@ def make_optimizer(model, cfg: dict, num_training_steps: int):
     for name, p in model.named_parameters():
         if p.requires_grad:
             decay = 0.0 if p.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") else cfg["weight_decay"]
-            lr = head_lr if ".classifier." in f".{name}" else cfg["learning_rate"]
+            is_head = ".classifier." in f".{name}" or ".pooler." in f".{name}"  # the pooler, when it trains
+            lr = head_lr if is_head else cfg["learning_rate"]
             groups.setdefault((lr, decay), []).append(p)
     optimizer = torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()],
                                   lr=cfg["learning_rate"])

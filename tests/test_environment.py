@@ -7,9 +7,9 @@ from packaging.requirements import Requirement
 from helpers import config
 
 
-def _norm(spec: str) -> tuple[str, str]:
+def _norm(spec: str) -> tuple[str, tuple, str]:
     req = Requirement(spec)
-    return req.name.lower().replace("_", "-"), str(req.specifier)
+    return req.name.lower().replace("_", "-"), tuple(sorted(req.extras)), str(req.specifier)
 
 
 def test_environment_yml_matches_pyproject():

@@ -1,0 +1,122 @@
+"""Q3 without a model: specs, prompts, the checker, diversity, the records file."""
+import json
+import math
+
+import pytest
+
+from helpers import stories
+from helpers.stories import StorySpec
+
+SPEC = stories.EXAMPLE_SPEC
+GOOD = ("Mia walked into the magical forest. A talking squirrel said hello. "
+        "Then a rainbow butterfly was flying over the trees. Two friendly dragons waved. "
+        "They found the hidden treasure under a rock. It was a box of songs. Everyone sang. The end.")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(topic=" "), r"StorySpec.topic must be a non-empty string"),
+    (dict(min_words=600), r"min_words \(600\) is above max_words \(500\)"),
+    (dict(min_words=0), r"StorySpec.min_words must be a positive whole number"),
+    (dict(max_words=-5), r"StorySpec.max_words must be a positive whole number"),
+    (dict(clues=("a dragon", "  ")), r"StorySpec.clues\[1\] is blank"),
+])
+def test_spec_is_checked_when_built(kwargs, message):
+    base = dict(topic="a forest", style="playful", min_words=100, max_words=500, clues=("a dragon",))
+    with pytest.raises(ValueError, match=message):
+        StorySpec(**{**base, **kwargs})
+
+
+@pytest.mark.parametrize("strategy", [s for s in stories.STRATEGIES])
+def test_prompts_contain_every_constraint(strategy):
+    msgs = stories.build_messages(SPEC, strategy, seed=3)
+    text = " ".join(m["content"] for m in msgs)
+    for part in [SPEC.topic, SPEC.style, str(SPEC.min_words), str(SPEC.max_words), "5-year-old", *SPEC.clues]:
+        assert part in text, (strategy, part)
+    assert msgs[-1]["role"] == "user"
+
+
+def test_two_call_strategies_use_the_first_answer():
+    second = stories.build_messages(SPEC, "outline", outline="1. Mia meets a squirrel")
+    assert "Follow this outline" in second[-1]["content"] and "Mia meets a squirrel" in second[-1]["content"]
+    report = stories.check_story("A short tale.", SPEC)
+    revise = stories.build_messages(SPEC, "revise", draft="A short tale.", report=report)[-1]["content"]
+    assert "A short tale." in revise and "never mentions a friendly dragon" in revise
+    with pytest.raises(ValueError, match="needs the draft's report"):
+        stories.build_messages(SPEC, "revise", draft="x")
+    with pytest.raises(ValueError, match="unknown strategy 'poem'"):
+        stories.build_messages(SPEC, "poem")
+
+
+def test_seeded_strategy_is_reproducible_and_varies():
+    assert stories.build_messages(SPEC, "seeded", seed=1) == stories.build_messages(SPEC, "seeded", seed=1)
+    assert len({stories.build_messages(SPEC, "seeded", seed=s)[-1]["content"] for s in range(8)}) > 1
+
+
+def test_checker_on_a_hand_written_story():
+    r = stories.check_story(GOOD, StorySpec("a magical forest", "playful", 30, 60, SPEC.clues))
+    assert r.words == len(GOOD.split())
+    assert r.in_range and r.passed["length"]
+    # inflections count: "dragons" for "a friendly dragon", "flying" for "a flying rainbow butterfly"
+    assert r.clues == {c: True for c in SPEC.clues}
+    assert r.sentences == 8 and r.mean_sentence_words == pytest.approx(r.words / 8, abs=0.01)
+    assert r.fk_grade < stories.LIMITS["fk_grade_max"] and r.flesch_reading_ease > 70 and r.passed["readability"]
+    assert r.repetition == 0 and r.score == 1.0
+
+
+def test_checker_reports_missing_clues_and_length():
+    r = stories.check_story("The squirrel talked. The dragon was friendly.", SPEC)
+    assert r.clues["a talking squirrel"] and r.clues["a friendly dragon"]
+    assert not r.clues["a hidden treasure"] and not r.passed["clues"] and not r.in_range
+    assert 0 < r.score < 1 and "hidden treasure" in r.feedback()
+
+
+def test_repetition_share():
+    r = stories.check_story("the cat sat the cat sat the cat sat", SPEC)
+    # 7 word 3-grams, 3 distinct: 4/7 repeat
+    assert r.repetition == pytest.approx(4 / 7, abs=1e-4) and not r.passed["repetition"]
+
+
+@pytest.mark.parametrize("text", ["", "   ", "!!!! ???", "\x00\x01", "1234 5678"])
+def test_garbage_gives_a_report_not_an_exception(text):
+    r = stories.check_story(text, SPEC)
+    assert r.words == 0 and r.score == 0 and not any(r.passed.values())
+
+
+def test_distinct_n_by_hand():
+    texts = ["a b a", "B c"]
+    # unigrams: a b a b c -> 3 unique of 5; bigrams: (a b) (b a) (b c) -> 3 of 3
+    assert stories.distinct_n(texts, 1) == pytest.approx(3 / 5)
+    assert stories.distinct_n(texts, 2) == pytest.approx(1.0)
+    assert stories.distinct_n(["x"], 2) == 0.0
+
+
+def test_self_bleu_and_spread_extremes():
+    same = ["the little fox ran home to see his mother today"] * 3
+    assert stories.self_bleu(same) == pytest.approx(1.0)
+    assert stories.semantic_spread(same) == pytest.approx(0.0, abs=1e-5)
+    apart = ["the little fox ran home to see his mother today",
+             "quarterly revenue figures exceeded analyst expectations considerably"]
+    assert stories.self_bleu(apart) < 0.05
+    assert stories.semantic_spread(apart) > 0.5
+    d = stories.diversity(apart)
+    assert set(d) == {"distinct_1", "distinct_2", "self_bleu", "semantic_spread"}
+    assert math.isnan(stories.diversity(["one text"])["self_bleu"])
+
+
+def test_records_survive_a_crash(tmp_path):
+    path = tmp_path / "stories.jsonl"
+    stories.append_record({"n": 1}, path)
+    stories.append_record({"n": 2}, path)
+    with open(path, "a") as f:  # a crash in the middle of a write leaves a torn last line
+        f.write('{"n": 3, "text": "Once upon a ti')
+    stories.append_record({"n": 4}, path)  # the next run appends after it, on its own line
+    with pytest.warns(UserWarning, match=r"stories.jsonl, line 3: not a whole record"):
+        got = stories.read_records(path)
+    assert [r["n"] for r in got] == [1, 2, 4]
+    assert path.read_text().count("\n") == 4 and json.loads(path.read_text().splitlines()[-1]) == {"n": 4}
+
+
+def test_stemming_matches_inflections():
+    for a, b in [("dragons", "dragon"), ("butterflies", "butterfly"), ("flying", "fly"), ("talked", "talk"),
+                 ("treasures", "treasure"), ("squirrel's", "squirrel")]:
+        assert stories.stem(a) == stories.stem(b), (a, b)
