@@ -7,13 +7,14 @@ STAMP := $(VENV)/.installed
 # Notebooks and tests run headless: curves go to PNG files, not to a display.
 export WORKBOOK_HEADLESS ?= 1
 
-.PHONY: help install test unit notebooks run lab strip check-stripped clean
+.PHONY: help install test unit notebooks run lab bench bench-quick strip check-stripped clean
 
 help:
 	@echo "make test    - unit tests + every notebook under nbval, smoke profile (what CI runs)"
 	@echo "make run     - execute every notebook end to end (profile auto) into outputs/"
 	@echo "make lab     - JupyterLab on notebooks/"
 	@echo "make unit    - unit tests only;  make notebooks - notebooks only (smoke)"
+	@echo "make bench   - benchmarks (training throughput, time to accuracy, generation, notebooks) -> outputs/bench.json"
 	@echo "make strip   - remove outputs from the notebooks before committing"
 	@echo "MRPC: set MRPC_DIR=/path/to/mrpc, or put it in data/mrpc/, or go online (see README)"
 
@@ -41,6 +42,14 @@ run: $(STAMP)
 
 lab: $(STAMP)
 	WORKBOOK_HEADLESS=0 $(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	mkdir -p outputs && $(BIN)/python -m helpers bench --json outputs/bench.json
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	mkdir -p outputs && $(BIN)/python -m helpers bench --quick --json outputs/bench-quick.json
 
 strip: $(STAMP)
 	$(BIN)/python -m helpers notebooks strip

@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="local: llama-cpp-python with a GGUF file; openai: OPENAI_BASE_URL / OPENAI_MODEL / OPENAI_API_KEY")
     q3.add_argument("--gguf", default=None, help="local backend: a GGUF file (default: the embedded SmolLM2-135M)")
     q3.add_argument("--out", default=None, help="write the comparison (rows, config) as JSON here")
+    bench = sub.add_parser("bench", help="benchmarks: training throughput, time to accuracy, generation, notebooks")
+    bench.add_argument("--quick", action="store_true", help="fewer steps: about a minute, every ratio still printed")
+    bench.add_argument("--json", default=None, help="write the figures here")
     nbs = sub.add_parser("notebooks", help="run, strip or check the notebooks")
     nbs.add_argument("action", choices=["run", "strip", "check"])
     nbs.add_argument("--out", default=None, help="run: where the executed notebooks go (default outputs/notebooks)")
@@ -53,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         return _notebooks(args)
     if args.command == "q3":
         return _q3(args)
+    if args.command == "bench":
+        from . import bench as benchmarks
+
+        benchmarks.run_all(args.quick, args.json)
+        return 0
 
     try:
         # Checked before anything heavy loads, so a typo fails at once.

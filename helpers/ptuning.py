@@ -287,11 +287,25 @@ def environment() -> dict:
             "git_commit": _git_commit()}
 
 
-def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", data=None,
-        output_dir=None, callbacks=(), **overrides) -> RunResult:
-    """Fine-tune with ``method`` (see ``METHODS``) and return a ``RunResult``. ``model`` is a
-    ``resolve_model`` spec, ``data`` a ``load_mrpc`` source; ``overrides`` change the method's or
-    the profile's settings (``learning_rate=3e-3``, ``num_train_epochs=5``, ...)."""
+@dataclasses.dataclass
+class Prepared:
+    """A run ready to train: the Trainer (with its optimizer and schedule), the tokenized splits,
+    and what the result will record."""
+
+    trainer: object
+    splits: dict
+    tokenizer: object
+    choice: ModelChoice
+    cfg: dict
+    trainable: int
+    total: int
+    out: Path
+
+
+def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto", data=None,
+            output_dir=None, callbacks=(), **overrides) -> Prepared:
+    """Everything ``run`` does before ``trainer.train()``: configuration, data, model, Trainer.
+    The benchmarks time this same set-up."""
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
@@ -312,9 +326,11 @@ def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", dat
         output_dir=str(out), seed=seed, data_seed=seed,
         num_train_epochs=cfg["num_train_epochs"], per_device_train_batch_size=cfg["per_device_train_batch_size"],
         per_device_eval_batch_size=cfg["per_device_eval_batch_size"], learning_rate=cfg["learning_rate"],
-        weight_decay=cfg["weight_decay"], eval_strategy="epoch", save_strategy="no", logging_strategy="steps", logging_steps=cfg["logging_steps"],
-        report_to=[], group_by_length=True, bf16=bf16, fp16=cuda and not bf16, dataloader_num_workers=0,
-        disable_tqdm=False, use_cpu=not cuda, ddp_find_unused_parameters=False,
+        weight_decay=cfg["weight_decay"], eval_strategy="epoch", save_strategy="no", logging_strategy="steps",
+        logging_steps=cfg["logging_steps"], report_to=[],
+        group_by_length=True,  # batches of similar length: dynamic padding then pads little
+        bf16=bf16, fp16=cuda and not bf16, dataloader_num_workers=0, disable_tqdm=False, use_cpu=not cuda,
+        ddp_find_unused_parameters=False,
     )
     steps_per_epoch = math.ceil(len(splits["train"]) / (args.per_device_train_batch_size * args.world_size
                                                          * args.gradient_accumulation_steps))
@@ -322,26 +338,37 @@ def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", dat
     trainer = Trainer(model=net, args=args, train_dataset=splits["train"], eval_dataset=splits["validation"],
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
                       optimizers=make_optimizer(net, cfg, num_steps), callbacks=[KeepBest(), *callbacks])
+    cfg.update(seed=seed, num_training_steps=num_steps, data=dict(rows={k: len(v) for k, v in splits.items()}))
+    return Prepared(trainer, splits, tokenizer, choice, cfg, trainable, total, out)
+
+
+def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", data=None,
+        output_dir=None, callbacks=(), **overrides) -> RunResult:
+    """Fine-tune with ``method`` (see ``METHODS``) and return a ``RunResult``. ``model`` is a
+    ``resolve_model`` spec, ``data`` a ``load_mrpc`` source; ``overrides`` change the method's or
+    the profile's settings (``learning_rate=3e-3``, ``num_train_epochs=5``, ...)."""
+    p = prepare(method, profile, seed, model=model, data=data, output_dir=output_dir, callbacks=callbacks,
+                **overrides)
+    trainer = p.trainer
     start = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - start
-    test = trainer.evaluate(splits["test"], metric_key_prefix="test")
+    test = trainer.evaluate(p.splits["test"], metric_key_prefix="test")
 
     evals = [h for h in trainer.state.log_history if "eval_accuracy" in h]
     best = max(evals, key=lambda h: h["eval_accuracy"])  # first of equals, as the Trainer keeps
-    cfg.update(seed=seed, num_training_steps=num_steps, data=dict(rows={k: len(v) for k, v in splits.items()}),
-               environment=environment())
+    p.cfg.update(environment=environment())
     result = RunResult(
         method=method, history=trainer.state.log_history,
         best={k: best[k] for k in ("epoch", "eval_accuracy", "eval_f1", "eval_loss")},
         test={"accuracy": test["test_accuracy"], "f1": test["test_f1"], "loss": test["test_loss"]},
-        trainable_params=trainable, total_params=total, train_seconds=round(train_seconds, 2),
-        model=choice.to_dict(), output_dir=str(out), config=cfg,
+        trainable_params=p.trainable, total_params=p.total, train_seconds=round(train_seconds, 2),
+        model=p.choice.to_dict(), output_dir=str(p.out), config=p.cfg,
     )
     if trainer.is_world_process_zero():
-        save_trained(net, method, out)
-        tokenizer.save_pretrained(str(out))
-        result.to_json(out / "run.json")
+        save_trained(trainer.model, method, p.out)
+        p.tokenizer.save_pretrained(str(p.out))
+        result.to_json(p.out / "run.json")
     return result
 
 

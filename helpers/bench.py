@@ -1,0 +1,238 @@
+"""Benchmarks: figures printed and written as JSON, never asserted by tests.
+
+``python -m helpers bench [--quick] --json PATH``. Each comparison runs both sides in this one
+process, alternating, and reports their ratio: these machines are shared and noisy.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import threading
+import time
+
+from . import config
+
+
+class _PeakRSS:
+    """The highest resident memory of this process while the block runs (sampled every 50 ms)."""
+
+    def __enter__(self):
+        import psutil
+
+        self.proc, self.peak, self._stop = psutil.Process(), 0, threading.Event()
+        self._t = threading.Thread(target=self._watch, daemon=True)
+        self._t.start()
+        return self
+
+    def _watch(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+def _step_timer():
+    """A TrainerCallback that times optimizer steps after the first (which warms up)."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def __init__(self):
+            self.start = self.end = None
+            self.steps = 0
+
+        def on_step_end(self, args, state, control, **kw):
+            now = time.perf_counter()
+            if self.start is None:
+                self.start = now
+            else:
+                self.steps, self.end = self.steps + 1, now
+
+    return StepTimer()
+
+
+def _timed_steps(trainer, steps: int) -> tuple[float, float]:
+    """(samples/s over optimizer steps 2..steps+1, peak RSS in MB) for ``steps`` more steps."""
+    from transformers.trainer_utils import IntervalStrategy
+
+    timer = _step_timer()
+    trainer.add_callback(timer)
+    trainer.args.max_steps = steps + 1
+    trainer.args.eval_strategy = IntervalStrategy.NO
+    with _PeakRSS() as mem:
+        trainer.train()
+    trainer.remove_callback(timer)
+    batch = trainer.args.per_device_train_batch_size * trainer.args.world_size
+    return timer.steps * batch / (timer.end - timer.start), mem.peak / 2**20
+
+
+def _course_module():
+    path = config.PROJ_ROOT / "bench" / "course_setup.py"
+    spec = importlib.util.spec_from_file_location("course_setup", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def train_throughput(rounds: int, steps: int, eval_limit: int | None) -> dict:
+    """The workbook's set-up (``ptuning.prepare``) against the course's, method v2, same model and
+    data, alternating ``rounds`` times ``steps`` optimizer steps each; then validation accuracy."""
+    from . import ptuning
+
+    out = config.output_dir("bench")
+    work = ptuning.prepare("v2", "quick", 0, output_dir=out / "workbook", eval_limit=eval_limit)
+    course_net = ptuning.build_model("v2", ptuning.resolve_config("v2", "quick"), work.choice)
+    from .data import load_mrpc
+
+    course = _course_module().course_trainer(course_net, work.tokenizer, load_mrpc(verbose=False), out / "course",
+                                             compute_metrics=ptuning.compute_metrics, eval_limit=eval_limit)
+    speeds, peaks = {"workbook": [], "course": []}, {"workbook": 0.0, "course": 0.0}
+    for _ in range(rounds):
+        for name, trainer in (("workbook", work.trainer), ("course", course)):
+            sps, peak = _timed_steps(trainer, steps)
+            speeds[name].append(sps)
+            peaks[name] = max(peaks[name], peak)
+    total_steps = rounds * (steps + 1)
+    val = {name: trainer.evaluate()["eval_accuracy"] for name, trainer in (("workbook", work.trainer), ("course", course))}
+    med = {k: statistics.median(v) for k, v in speeds.items()}
+    return {"train_samples_per_s": med, "train_throughput_ratio": med["workbook"] / med["course"],
+            "train_samples_per_s_rounds": speeds, "train_peak_rss_mb": peaks["workbook"],
+            "train_peak_rss_mb_course": peaks["course"], "val_accuracy_after_steps": val,
+            "steps_each": total_steps, "batch": {"workbook": work.cfg["per_device_train_batch_size"], "course": 16}}
+
+
+def time_to_accuracy(target: float = 0.75, **overrides) -> dict:
+    """Wall seconds of v2 training (profile ``quick``) until validation accuracy first reaches
+    ``target``; training stops there. None when the profile ends first."""
+    from transformers import TrainerCallback
+
+    from . import ptuning
+
+    class StopAt(TrainerCallback):
+        reached = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.start = time.perf_counter()
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            if self.reached is None and (metrics or {}).get("eval_accuracy", 0) >= target:
+                self.reached = (time.perf_counter() - self.start, state.epoch)
+                control.should_training_stop = True
+
+    stop = StopAt()
+    p = ptuning.prepare("v2", "quick", 0, output_dir=config.output_dir("bench", "tta"), callbacks=[stop], **overrides)
+    p.trainer.train()
+    evals = [(h["epoch"], round(h["eval_accuracy"], 4)) for h in p.trainer.state.log_history if "eval_accuracy" in h]
+    return {"time_to_val_075_s": stop.reached[0] if stop.reached else None,
+            "time_to_val_075_epoch": stop.reached[1] if stop.reached else None,
+            "time_to_val_075_evals": evals, "time_to_val_075_config": {k: p.cfg[k] for k in
+                                                                       ("learning_rate", "num_train_epochs", "head_learning_rate")}}
+
+
+def generation(tokens: int, hf_tokens: int, rounds: int) -> dict:
+    """``LocalLlama`` (llama-cpp-python, Q4_1 GGUF) against the same file through transformers
+    (``gguf_file=``, dequantised to fp32): load seconds and tokens/s, alternating, greedy."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from . import stories
+
+    gguf = stories.embedded_gguf()
+    start = time.perf_counter()
+    local = stories.LocalLlama()
+    load_local = time.perf_counter() - start
+    start = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    hf = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.float32)
+    load_hf = time.perf_counter() - start
+    messages = stories.build_messages(stories.EXAMPLE_SPEC, "persona")
+    ids = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
+    speeds = {"llama_cpp": [], "transformers": []}
+    for _ in range(rounds):
+        gen = local.generate(messages, temperature=0.0, max_tokens=tokens)
+        speeds["llama_cpp"].append(gen.tokens_per_s)
+        start = time.perf_counter()
+        with torch.no_grad():
+            out = hf.generate(ids, max_new_tokens=hf_tokens, min_new_tokens=hf_tokens, do_sample=False)
+        speeds["transformers"].append((out.shape[1] - ids.shape[1]) / (time.perf_counter() - start))
+    med = {k: statistics.median(v) for k, v in speeds.items()}
+    return {"gen_tokens_per_s": med["llama_cpp"], "gen_tokens_per_s_transformers": med["transformers"],
+            "gen_ratio_vs_transformers": med["llama_cpp"] / med["transformers"],
+            "gen_load_s": {"llama_cpp": load_local, "transformers": load_hf}, "gen_rounds": speeds}
+
+
+def notebook_seconds() -> dict:
+    """Each notebook executed headless in the smoke profile, in a fresh kernel."""
+    from . import notebooks
+
+    os.environ["WORKBOOK_PROFILE"] = "smoke"
+    out = config.output_dir("bench", "notebooks")
+    return {p.name: round(notebooks.execute(p, out), 1) for p in notebooks.notebook_paths()}
+
+
+def _machine() -> dict:
+    import torch
+
+    from .ptuning import environment
+
+    env = environment()
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {**env, "cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available()}
+
+
+def run_all(quick: bool = False, json_path=None) -> dict:
+    """Every benchmark; prints a table and returns (and writes) the figures."""
+    t0 = time.perf_counter()
+    res = {"quick": quick, "machine": _machine()}
+    res.update(train_throughput(rounds=2, steps=2 if quick else 15, eval_limit=64 if quick else None))
+    if quick:
+        res.update({"time_to_val_075_s": None, "time_to_val_075_note": "skipped in --quick"})
+    else:
+        res.update(time_to_accuracy())
+    res.update(generation(tokens=48 if quick else 200, hf_tokens=8 if quick else 32, rounds=2))
+    res["notebook_seconds"] = {} if quick else notebook_seconds()
+    res["bench_seconds"] = round(time.perf_counter() - t0, 1)
+    _print(res)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(res, f, indent=1, default=str)
+        print(f"wrote {json_path}")
+    return res
+
+
+def _print(r: dict) -> None:
+    sps = r["train_samples_per_s"]
+    lines = [
+        ("training, v2: workbook samples/s", f"{sps['workbook']:.1f}"),
+        ("training, v2: course set-up samples/s", f"{sps['course']:.1f}"),
+        ("training throughput ratio (target >= 2)", f"{r['train_throughput_ratio']:.2f}"),
+        ("peak RSS, workbook training (MB)", f"{r['train_peak_rss_mb']:.0f}"),
+        (f"val accuracy after {r['steps_each']} steps (workbook / course)",
+         f"{r['val_accuracy_after_steps']['workbook']:.4f} / {r['val_accuracy_after_steps']['course']:.4f}"),
+        ("time to val accuracy 0.75, v2 quick (s)",
+         "not reached" if r.get("time_to_val_075_s") is None else f"{r['time_to_val_075_s']:.0f}"),
+        ("generation, llama-cpp tokens/s (target >= 80)", f"{r['gen_tokens_per_s']:.1f}"),
+        ("generation, transformers tokens/s", f"{r['gen_tokens_per_s_transformers']:.1f}"),
+        ("generation ratio", f"{r['gen_ratio_vs_transformers']:.1f}"),
+        ("load s (llama-cpp / transformers)", f"{r['gen_load_s']['llama_cpp']:.2f} / {r['gen_load_s']['transformers']:.1f}"),
+    ]
+    for name, secs in r["notebook_seconds"].items():
+        lines.append((f"notebook {name}, smoke (s)", f"{secs:.0f}"))
+    if r["notebook_seconds"]:
+        lines.append(("notebooks together (target <= 600 s)", f"{sum(r['notebook_seconds'].values()):.0f}"))
+    width = max(len(k) for k, _ in lines)
+    print(f"\nBenchmarks on {r['machine']['cpu']} ({r['machine']['cores']} cores), torch {r['machine']['torch']}, "
+          f"commit {r['machine']['git_commit']}")
+    for k, v in lines:
+        print(f"  {k:{width}s}  {v}")
