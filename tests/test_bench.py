@@ -1,0 +1,30 @@
+"""The benchmark's plumbing (not its figures): the course set-up pads as the course did, the
+workbook's does not, and the memory sampler sees an allocation."""
+from helpers import bench, data, ptuning
+from helpers.models import load_tokenizer, resolve_model
+
+
+def test_course_setup_pads_per_map_batch_and_workbook_does_not(mrpc_dir, tmp_path):
+    dsd = data.load_mrpc(mrpc_dir, verbose=False)
+    choice = resolve_model("embedded", verbose=False)
+    tok = load_tokenizer(choice)
+    net = ptuning.build_model("v2", ptuning.resolve_config("v2", "smoke"), choice)
+    course = bench._course_module().course_trainer(net, tok, dsd, tmp_path, compute_metrics=ptuning.compute_metrics,
+                                                   train_limit=300, eval_limit=40, seed=0)
+    course_lengths = {len(ids) for ids in course.train_dataset["input_ids"]}
+    assert len(course_lengths) == 1  # 300 rows < one map batch of 1000: all padded to the longest
+    assert course.args.per_device_train_batch_size == 16 and course.args.learning_rate == 5e-5  # Trainer defaults
+    ours = ptuning.tokenize_mrpc(dsd, tok, 128, train_limit=300, eval_limit=40, seed=0)
+    assert len({len(ids) for ids in ours["train"]["input_ids"]}) > 10  # unpadded: the collator pads per batch
+    assert max(len(ids) for ids in ours["train"]["input_ids"]) <= course_lengths.pop()
+
+
+def test_peak_rss_sees_an_allocation():
+    import numpy as np
+
+    with bench._PeakRSS() as mem:
+        block = np.ones(64 * 2**20, dtype=np.uint8)  # 64 MB
+        block[::4096] = 2
+        import time
+        time.sleep(0.2)
+    assert mem.peak > 64 * 2**20
