@@ -1,0 +1,35 @@
+"""Where one training step of the workbook's v2 set-up spends its time (torch.profiler, CPU).
+
+    python bench/profile_step.py [--steps 3] [--method v2]
+
+Builds the same Trainer as ``helpers.ptuning.run`` (``prepare``), runs a warm-up step, then
+profiles the next steps and prints the operators by total CPU time.
+"""
+import argparse
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from helpers import config, ptuning
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--method", default="v2")
+    args = parser.parse_args()
+    p = ptuning.prepare(args.method, "quick", 0, output_dir=config.output_dir("bench", "profile"))
+    trainer = p.trainer
+    trainer.args.max_steps = 1
+    trainer.train()  # warm-up: allocator, first kernels
+    trainer.args.max_steps = args.steps
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
+        trainer.train()
+    table = prof.key_averages().table(sort_by="cpu_time_total", row_limit=25)
+    print(f"{args.method}: {args.steps} steps, batch {trainer.args.per_device_train_batch_size}, "
+          f"{torch.get_num_threads()} threads")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
