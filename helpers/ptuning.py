@@ -465,13 +465,15 @@ def results_table(results):
     """A DataFrame, one row per run: trainable parameters, best validation and test scores, time."""
     import pandas as pd
 
-    columns = ["method", "profile", "seed", "learning_rate", "trainable", "trainable %", "epochs", "best epoch",
+    columns = ["method", "profile", "seed", "learning_rate", "head lr", "pooler trained", "trainable", "trainable %",
+               "epochs", "best epoch",
                "val acc", "val F1", "test acc", "test F1", "train s", "device", "model"]
     rows = []
     for r in (results.values() if isinstance(results, dict) else results):
         rows.append({
             "method": r.method, "profile": r.config["profile"], "seed": r.config["seed"],
-            "learning_rate": r.config["learning_rate"], "trainable": r.trainable_params,
+            "learning_rate": r.config["learning_rate"], "head lr": r.config.get("head_learning_rate"),
+            "pooler trained": bool(r.config.get("train_pooler")), "trainable": r.trainable_params,
             "trainable %": round(100 * r.trainable_share, 3), "epochs": r.config["num_train_epochs"],
             "best epoch": r.best["epoch"], "val acc": round(r.best["eval_accuracy"], 4),
             "val F1": round(r.best["eval_f1"], 4), "test acc": round(r.test["accuracy"], 4),

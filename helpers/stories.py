@@ -569,7 +569,7 @@ def story_form(backends: dict, spec: StorySpec = EXAMPLE_SPEC, max_tokens: int =
     strategy = w.Dropdown(options=list(STRATEGIES), value="persona", description="strategy")
     backend = w.Dropdown(options=list(backends), description="backend")
     temperature = w.FloatSlider(value=0.8, min=0.0, max=1.5, step=0.05, description="temperature")
-    button = w.Button(description="Generate", button_style="primary")
+    button = w.Button(description="Generate", button_style="primary", tooltip="write a story")
     out = w.Output()
 
     def on_click(_):

@@ -120,3 +120,27 @@ def test_stemming_matches_inflections():
     for a, b in [("dragons", "dragon"), ("butterflies", "butterfly"), ("flying", "fly"), ("talked", "talk"),
                  ("treasures", "treasure"), ("squirrel's", "squirrel")]:
         assert stories.stem(a) == stories.stem(b), (a, b)
+
+
+class ScriptedBackend:
+    """Answers every call with the same story: for testing the form's wiring, not a model."""
+
+    def generate(self, messages, **sampling):
+        self.last = (messages, sampling)
+        return stories.Generation(GOOD, 10, 40, 0.01, "scripted")
+
+
+def test_form_generates_and_reports(capsys):
+    backend = ScriptedBackend()
+    form = stories.story_form({"scripted": backend}, StorySpec("a magical forest", "playful", 30, 60, SPEC.clues))
+    fields = {getattr(c, "description", ""): c for c in form.children}
+    fields["strategy"].value = "checklist"
+    fields["temperature"].value = 0.3
+    fields["Generate"].click()
+    out = capsys.readouterr().out
+    assert "Mia walked into the magical forest" in out and "score=1.0" in out
+    assert backend.last[1]["temperature"] == 0.3 and "check every item" in backend.last[0][-1]["content"]
+    assert stories.read_records()[-1]["strategy"] == "checklist"  # recorded like every other story
+    fields["topic"].value = " "  # the slider keeps min <= max itself; a blank topic is the bad input here
+    fields["Generate"].click()
+    assert "error: StorySpec.topic must be a non-empty string" in capsys.readouterr().out
