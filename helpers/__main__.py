@@ -9,6 +9,7 @@ import argparse
 import ast
 import os
 import sys
+from pathlib import Path
 
 
 def _override(text: str) -> tuple[str, object]:
@@ -66,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         # Checked before anything heavy loads, so a typo fails at once.
         ptuning.resolve_config(args.method, args.profile, **dict(args.overrides))
         if args.out:
-            out_dir = os.path.dirname(os.path.abspath(args.out))
-            if not os.access(out_dir if os.path.isdir(out_dir) else os.path.dirname(out_dir), os.W_OK):
-                raise ValueError(f"--out {args.out}: folder {out_dir} cannot be written")
+            ptuning.check_writable(Path(args.out).resolve().parent)
         result = ptuning.run(args.method, args.profile, args.seed, model=args.model, data=args.data,
                              output_dir=args.output_dir, **dict(args.overrides))
     except (ValueError, FileNotFoundError) as e:

@@ -224,37 +224,34 @@ def make_optimizer(model, cfg: dict, num_training_steps: int):
     return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, num_training_steps)
 
 
-class KeepBest:
+def keep_best(metric: str = "eval_accuracy"):
     """A TrainerCallback that keeps, in memory, the trainable weights of the epoch with the best
-    validation accuracy, and puts them back when training ends. (The Trainer's own
+    validation ``metric`` and puts them back when training ends. (The Trainer's own
     ``load_best_model_at_end`` fails for peft's prompt-learning methods, and would write a
     checkpoint every epoch.)"""
+    from transformers import TrainerCallback
 
-    def __new__(cls, *args, **kwargs):
-        from transformers import TrainerCallback
+    class KeepBest(TrainerCallback):
+        best, state = None, None
 
-        # Built lazily so importing helpers.ptuning does not import transformers.
-        class _KeepBest(TrainerCallback):
-            def __init__(self, metric="eval_accuracy"):
-                self.metric, self.best, self.state = metric, None, None
+        def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
+            score = (metrics or {}).get(metric)
+            if score is not None and (self.best is None or score > self.best):
+                self.best = score
+                self.state = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters()
+                              if p.requires_grad}
 
-            def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
-                score = (metrics or {}).get(self.metric)
-                if score is not None and (self.best is None or score > self.best):
-                    self.best = score
-                    self.state = {n: p.detach().to("cpu", copy=True)
-                                  for n, p in model.named_parameters() if p.requires_grad}
+        def on_train_end(self, args, state, control, model=None, **kw):
+            if self.state is not None:
+                params = dict(model.named_parameters())
+                for name, saved in self.state.items():
+                    params[name].data.copy_(saved)
 
-            def on_train_end(self, args, state, control, model=None, **kw):
-                if self.state is not None:
-                    params = dict(model.named_parameters())
-                    for name, saved in self.state.items():
-                        params[name].data.copy_(saved)
-
-        return _KeepBest(*args, **kwargs)
+    return KeepBest()
 
 
-def _check_writable(path: Path) -> None:
+def check_writable(path: Path) -> None:
+    """Raise ValueError, naming the folder, when ``path`` cannot be created or written."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
@@ -311,7 +308,7 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
 
     cfg = resolve_config(method, profile, **overrides)
     out = Path(output_dir) if output_dir else wconfig.OUTPUT_DIR / "q1" / f"{method}-{cfg['profile']}-seed{seed}"
-    _check_writable(out)
+    check_writable(out)
     choice = resolve_model(model)
     dsd = load_mrpc(data)
     set_seed(seed)
@@ -337,7 +334,7 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
     num_steps = math.ceil(steps_per_epoch * cfg["num_train_epochs"])
     trainer = Trainer(model=net, args=args, train_dataset=splits["train"], eval_dataset=splits["validation"],
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
-                      optimizers=make_optimizer(net, cfg, num_steps), callbacks=[KeepBest(), *callbacks])
+                      optimizers=make_optimizer(net, cfg, num_steps), callbacks=[keep_best(), *callbacks])
     cfg.update(seed=seed, num_training_steps=num_steps, data=dict(rows={k: len(v) for k, v in splits.items()}))
     return Prepared(trainer, splits, tokenizer, choice, cfg, trainable, total, out)
 

@@ -77,7 +77,7 @@ def test_v1_pooler_reads_cls(mrpc_dir):
                                   (False, batch["input_ids"].shape[1] + cfg["num_virtual_tokens"])):
         net = ptuning.build_model("v1", {**cfg, "cls_pooling": cls_pooling}, choice)
         seen = []
-        net.get_base_model().bert.pooler.register_forward_hook(lambda m, a, o: seen.append(a[0].shape[1]))
+        net.get_base_model().bert.pooler.register_forward_hook(lambda m, a, o, seen=seen: seen.append(a[0].shape[1]))
         with torch.no_grad():
             net(**batch)
         assert seen == [expected]
