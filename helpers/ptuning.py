@@ -27,9 +27,10 @@ METHODS: dict[str, dict] = {
     "v1": dict(learning_rate=1e-2, num_virtual_tokens=20, encoder_hidden_size=128,
                encoder_reparameterization_type="MLP", cls_pooling=True, train_pooler=False),
     # P-Tuning v2 as the assignment means it: prefixes in every layer, with the MLP
-    # reparameterisation (prefix_projection=True).
-    "v2": dict(learning_rate=1e-3, num_virtual_tokens=20, prefix_projection=True, encoder_hidden_size=128,
-               train_pooler=False),
+    # reparameterisation (prefix_projection=True). With the head at the encoder's 1e-3 it collapsed
+    # to the majority class (results/q1_quick4_v2_lr1e-3.json); with the head at 1e-2 it learned.
+    "v2": dict(learning_rate=1e-3, head_learning_rate=1e-2, num_virtual_tokens=20, prefix_projection=True,
+               encoder_hidden_size=128, train_pooler=False),
     # P-Tuning v2 without reparameterisation: the prefixes are trained directly.
     "v2-noproj": dict(learning_rate=1e-2, num_virtual_tokens=20, prefix_projection=False, train_pooler=False),
     "lora": dict(learning_rate=5e-4, r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["query", "value"]),
