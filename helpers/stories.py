@@ -254,6 +254,8 @@ class OpenAICompatible:
 STOPWORDS = set("a an the of with and or in on at to for from by that who which is are was were be his her "
                 "its their some very little big".split())
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+# A sentence ends at . ! or ?, perhaps followed by closing quotes or a bracket, then space; or at a line break.
+SENTENCE_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)]*\s+|\n+")
 # Pass marks. A story read aloud to a 5-year-old sits around grade 1-3, but the clues themselves
 # ("magical", "butterfly", "treasure") are long words, so grade 5 is the line a good story clears.
 LIMITS = {"fk_grade_max": 5.0, "mean_sentence_words_max": 14.0, "repetition_max": 0.10}
@@ -325,7 +327,7 @@ def check_story(text: str, spec: StorySpec) -> StoryReport:
     toks = words(text)
     stems = {stem(w) for w in toks}
     clues = {clue: all(w in stems for w in clue_words(clue)) for clue in spec.clues}
-    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n+", (text or "").strip()) if words(s)]
+    sentences = [s for s in SENTENCE_END.split((text or "").strip()) if words(s)]
     mean_len = len(toks) / len(sentences) if sentences else 0.0
     trigrams = list(zip(toks, toks[1:], toks[2:]))
     repetition = 1 - len(set(trigrams)) / len(trigrams) if trigrams else 0.0

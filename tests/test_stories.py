@@ -70,6 +70,11 @@ def test_checker_reports_missing_clues_and_length():
     assert 0 < r.score < 1 and "hidden treasure" in r.feedback()
 
 
+def test_sentences_end_after_closing_quotes():
+    r = stories.check_story('He said, "Be careful." Then he left! She said \u201cbye.\u201d\nThe end', SPEC)
+    assert r.sentences == 4 and r.words == 11
+
+
 def test_repetition_share():
     r = stories.check_story("the cat sat the cat sat the cat sat", SPEC)
     # 7 word 3-grams, 3 distinct: 4/7 repeat
