@@ -72,7 +72,7 @@ def test_checker_reports_missing_clues_and_length():
 
 def test_sentences_end_after_closing_quotes():
     r = stories.check_story('He said, "Be careful." Then he left! She said \u201cbye.\u201d\nThe end', SPEC)
-    assert r.sentences == 4 and r.words == 11
+    assert r.sentences == 4 and r.words == 12
 
 
 def test_repetition_share():
