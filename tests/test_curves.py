@@ -20,3 +20,21 @@ def test_no_live_frontend_in_a_plain_process(monkeypatch):
     board = LiveCurves("x", live=None)
     board.update(force=True)  # headless: draws nothing, raises nothing
     assert board._handle is None
+
+
+def test_live_board_updates_one_display_in_place(tmp_path):
+    """In a kernel, redraws replace one output (a single display handle): no growing list of figures."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    code = (f"from helpers.curves import LiveCurves\n"
+            f"board = LiveCurves('live', png={str(tmp_path / 'l.png')!r}, live=True)\n"
+            "for step in range(4):\n"
+            "    board.record('v1', {'loss': 1.0 / (step + 1)}, step / 4)\n"
+            "    board.update(force=True)\n"
+            "print('done')")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = nb.cells[0].outputs
+    images = [o for o in outputs if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
+    assert len(images) == 1 and any(o.get("text") == "done\n" for o in outputs)  # the print survives
