@@ -100,13 +100,3 @@ def test_unwritable_output_dir_fails_before_training(tmp_path):
     blocker.write_text("x")
     with pytest.raises(ValueError, match="cannot be written"):
         ptuning.run("v2", profile="smoke", output_dir=blocker / "sub")
-
-
-def test_profile_from_environment(monkeypatch):
-    from helpers import config
-
-    monkeypatch.setenv("WORKBOOK_PROFILE", "smoke")
-    assert config.get_profile().name == "smoke"
-    monkeypatch.setenv("WORKBOOK_PROFILE", "tiny")
-    with pytest.raises(ValueError, match="WORKBOOK_PROFILE"):
-        config.get_profile()
