@@ -209,3 +209,9 @@ def load_mrpc(source: str | os.PathLike | None = None, verbose: bool = True):
         sizes = " / ".join(f"{len(dsd[s])} {s}" for s in SPLITS)
         print(f"MRPC: {sizes} from {where.location} ({where.reason})")
     return dsd
+
+
+def majority_accuracy(split) -> float:
+    """Accuracy of always answering the most common label: what a collapsed classifier scores."""
+    labels = list(split["label"])
+    return max(labels.count(0), labels.count(1)) / len(labels)

@@ -77,6 +77,10 @@ class RunResult:
         """The per-epoch validation records of the history."""
         return [h for h in self.history if "eval_accuracy" in h]
 
+    def collapsed(self, majority: float, tol: float = 1e-4) -> bool:
+        """True when validation accuracy sat at the majority-class score at every epoch."""
+        return all(abs(e["eval_accuracy"] - majority) < tol for e in self.evals())
+
     def to_json(self, path: str | os.PathLike | None = None) -> str:
         """The result as JSON; also written to ``path`` when given."""
         text = json.dumps(dataclasses.asdict(self), indent=1, default=str)
