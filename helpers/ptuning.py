@@ -53,6 +53,11 @@ POSITIVE = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", 
             "reduction_factor")
 
 
+def eval_records(history: list[dict]) -> list[dict]:
+    """The validation records of a Trainer log history, one per evaluation."""
+    return [h for h in history if "eval_accuracy" in h]
+
+
 @dataclasses.dataclass
 class RunResult:
     """What one training run produced: per-step history, test scores, sizes, timing, and the
@@ -75,7 +80,7 @@ class RunResult:
 
     def evals(self) -> list[dict]:
         """The per-epoch validation records of the history."""
-        return [h for h in self.history if "eval_accuracy" in h]
+        return eval_records(self.history)
 
     def collapsed(self, majority: float, tol: float = 1e-4) -> bool:
         """True when validation accuracy sat at the majority-class score at every epoch."""
@@ -113,9 +118,9 @@ def resolve_config(method: str, profile="auto", **overrides) -> dict:
         raise ValueError(f"method {method!r} does not take {', '.join(unknown)}; "
                          f"it takes: {', '.join(sorted(allowed))}")
     cfg = {k: v for k, v in COMMON.items()}
-    for key in ("num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
-                "max_length", "train_limit", "eval_limit", "logging_steps"):
-        cfg[key] = getattr(prof, key)
+    for key in COMMON:  # the profile fills the settings it has (epochs, batch sizes, limits, ...)
+        if hasattr(prof, key):
+            cfg[key] = getattr(prof, key)
     cfg.update(METHODS[method])
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     for key in POSITIVE:
@@ -357,8 +362,7 @@ def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", dat
     train_seconds = time.perf_counter() - start
     test = trainer.evaluate(p.splits["test"], metric_key_prefix="test")
 
-    evals = [h for h in trainer.state.log_history if "eval_accuracy" in h]
-    best = max(evals, key=lambda h: h["eval_accuracy"])  # first of equals, as the Trainer keeps
+    best = max(eval_records(trainer.state.log_history), key=lambda h: h["eval_accuracy"])  # first of equals, as the Trainer keeps
     p.cfg.update(environment=environment())
     result = RunResult(
         method=method, history=trainer.state.log_history,
