@@ -47,7 +47,11 @@ COMMON: dict = dict(
     per_device_eval_batch_size=None, max_length=None, train_limit=None, eval_limit=None,
     logging_steps=None, weight_decay=0.01, warmup_ratio=0.06,
     head_learning_rate=None,  # the classifier's own learning rate (default: learning_rate)
+    precision="auto",  # see PRECISIONS
 )
+# "auto": bf16 on a GPU that has it, else fp16 on a GPU; on a CPU, bf16 autocast where the CPU has
+# bf16 instructions (avx512_bf16 or AMX; see cpu_has_bf16), else fp32. Weights stay fp32 (autocast).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POSITIVE = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
             "max_length", "logging_steps", "head_learning_rate", "num_virtual_tokens", "encoder_hidden_size", "r",
             "reduction_factor")
@@ -127,8 +131,38 @@ def resolve_config(method: str, profile="auto", **overrides) -> dict:
         if key in cfg and cfg[key] is not None and not (isinstance(cfg[key], (int, float)) and not isinstance(cfg[key], bool)
                                and cfg[key] > 0):
             raise ValueError(f"{key} must be a positive number, got {cfg[key]!r}")
+    if cfg["precision"] not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
     cfg.update(method=method, profile=prof.name)
     return cfg
+
+
+def cpu_has_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """True when the CPU has native bf16 arithmetic (avx512_bf16, or AMX tiles), read from the
+    Linux cpuinfo flags; False where they cannot be read (then bf16 would be emulated, and slower)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str = "auto") -> str:
+    """The precision a run will train in on this machine: "fp32", "bf16" or "fp16". Raises
+    ValueError for a choice the device cannot do (fp16 on a CPU)."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        if cuda:
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if cpu_has_bf16() else "fp32"
+    if precision == "fp16" and not cuda:
+        raise ValueError("precision='fp16' needs a CUDA GPU; on a CPU use 'bf16' or 'fp32'")
+    return precision
 
 
 def _peft_config(method: str, cfg: dict):
@@ -272,12 +306,16 @@ def check_writable(path: Path) -> None:
                          "pass output_dir= a folder you can write to") from None
 
 
-def _git_commit() -> str | None:
+def _git(*args: str) -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=wconfig.PROJ_ROOT, capture_output=True,
-                              text=True, timeout=5).stdout.strip() or None
+        return subprocess.run(["git", *args], cwd=wconfig.PROJ_ROOT, capture_output=True,
+                              text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def _git_commit() -> str | None:
+    return _git("rev-parse", "HEAD") or None
 
 
 def environment() -> dict:
@@ -291,7 +329,8 @@ def environment() -> dict:
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
     return {"device": device, "torch": torch.__version__, "transformers": transformers.__version__,
             "peft": peft.__version__, "adapters": adapters.__version__, "datasets": datasets.__version__,
-            "git_commit": _git_commit()}
+            "git_commit": _git_commit(),
+            "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}  # uncommitted changes to tracked files
 
 
 @dataclasses.dataclass
@@ -328,7 +367,7 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
     trainable, total = count_params(net)
 
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
+    precision = resolve_precision(cfg["precision"])
     args = TrainingArguments(
         output_dir=str(out), seed=seed, data_seed=seed,
         num_train_epochs=cfg["num_train_epochs"], per_device_train_batch_size=cfg["per_device_train_batch_size"],
@@ -336,7 +375,7 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
         weight_decay=cfg["weight_decay"], eval_strategy="epoch", save_strategy="no", logging_strategy="steps",
         logging_steps=cfg["logging_steps"], report_to=[],
         group_by_length=True,  # batches of similar length: dynamic padding then pads little
-        bf16=bf16, fp16=cuda and not bf16, dataloader_num_workers=0, disable_tqdm=False, use_cpu=not cuda,
+        bf16=precision == "bf16", fp16=precision == "fp16", dataloader_num_workers=0, disable_tqdm=False, use_cpu=not cuda,
         ddp_find_unused_parameters=False,
     )
     steps_per_epoch = math.ceil(len(splits["train"]) / (args.per_device_train_batch_size * args.world_size
@@ -345,7 +384,9 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
     trainer = Trainer(model=net, args=args, train_dataset=splits["train"], eval_dataset=splits["validation"],
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
                       optimizers=make_optimizer(net, cfg, num_steps), callbacks=[keep_best(), *callbacks])
-    cfg.update(seed=seed, num_training_steps=num_steps, data=dict(rows={k: len(v) for k, v in splits.items()}))
+    cfg.update(seed=seed, num_training_steps=num_steps, precision_used=precision,
+               data=dict(rows={k: len(v) for k, v in splits.items()}),
+               environment=environment())  # read at the start: the code that trains is the commit recorded
     return Prepared(trainer, splits, tokenizer, choice, cfg, trainable, total, out)
 
 
@@ -363,7 +404,6 @@ def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", dat
     test = trainer.evaluate(p.splits["test"], metric_key_prefix="test")
 
     best = max(eval_records(trainer.state.log_history), key=lambda h: h["eval_accuracy"])  # first of equals, as the Trainer keeps
-    p.cfg.update(environment=environment())
     result = RunResult(
         method=method, history=trainer.state.log_history,
         best={k: best[k] for k in ("epoch", "eval_accuracy", "eval_f1", "eval_loss")},
@@ -432,8 +472,9 @@ def predict(output_dir, text1, text2) -> dict | list[dict]:
     t1, t2 = ([text1], [text2]) if single else (list(text1), list(text2))
     batch = tokenizer(t1, t2, truncation=True, max_length=result.config["max_length"], padding=True,
                       return_tensors="pt")
-    with torch.no_grad():
-        probs = net(**batch).logits.softmax(-1)
+    bf16 = result.config.get("precision_used") == "bf16"  # score as the run scored its test split
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        probs = net(**batch).logits.float().softmax(-1)
     out = [{"label": int(p.argmax()), "label_text": LABEL_NAMES[int(p.argmax())], "probability": float(p.max())}
            for p in probs]
     return out[0] if single else out

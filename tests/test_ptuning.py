@@ -89,10 +89,31 @@ def test_v1_pooler_reads_cls(mrpc_dir):
     (dict(method="v2-noproj", encoder_hidden_size=64), "does not take encoder_hidden_size"),
     (dict(method="v2", learning_rate=-1e-3), "learning_rate must be a positive number"),
     (dict(method="v1", num_train_epochs=0), "num_train_epochs must be a positive number"),
+    (dict(method="v2", precision="fp8"), "precision must be one of auto, fp32, bf16, fp16"),
 ])
 def test_bad_configuration_fails_at_once(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ptuning.resolve_config(**kwargs)
+
+
+def test_precision_is_chosen_for_the_machine_and_recorded(smoke_run, tmp_path):
+    result, _ = smoke_run("v2")
+    assert result.config["precision"] == "auto"
+    assert result.config["precision_used"] == ptuning.resolve_precision("auto") in ("fp32", "bf16", "fp16")
+    with_bf16, without = tmp_path / "zen4", tmp_path / "old"
+    with_bf16.write_text("processor : 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    without.write_text("processor : 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
+    assert ptuning.cpu_has_bf16(with_bf16) and not ptuning.cpu_has_bf16(without)
+    assert not ptuning.cpu_has_bf16(tmp_path / "missing")  # unreadable: no bf16, train in fp32
+
+
+def test_fp16_on_a_cpu_fails_clearly():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ValueError, match="fp16' needs a CUDA GPU"):
+        ptuning.resolve_precision("fp16")
 
 
 def test_unwritable_output_dir_fails_before_training(tmp_path):
