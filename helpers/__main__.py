@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="benchmarks: training throughput, time to accuracy, generation, notebooks")
     bench.add_argument("--quick", action="store_true", help="fewer steps: about a minute, every ratio still printed")
     bench.add_argument("--json", default=None, help="write the figures here")
+    res = sub.add_parser("results", help="the committed Q1/Q2 runs (results/q1_*.json, ...) as a table")
+    res.add_argument("--pattern", default="q1_*.json", help="which files of results/ (default q1_*.json)")
+    res.add_argument("--markdown", action="store_true", help="a Markdown table (what the README shows)")
     nbs = sub.add_parser("notebooks", help="run, strip or check the notebooks")
     nbs.add_argument("action", choices=["run", "strip", "check"])
     nbs.add_argument("--out", default=None, help="run: where the executed notebooks go (default outputs/notebooks)")
@@ -57,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         return _notebooks(args)
     if args.command == "q3":
         return _q3(args)
+    if args.command == "results":
+        return _results(args)
     if args.command == "bench":
         from . import bench as benchmarks
 
@@ -80,6 +85,24 @@ def main(argv: list[str] | None = None) -> int:
               f"(epoch {result.best['epoch']:g}), test accuracy {result.test['accuracy']:.4f}, "
               f"F1 {result.test['f1']:.4f}, {result.trainable_params:,} trainable parameters, "
               f"{result.train_seconds:.1f} s" + (f"; wrote {args.out}" if args.out else ""))
+    return 0
+
+
+def _results(args) -> int:
+    from . import config, ptuning
+
+    paths = sorted(config.RESULTS_DIR.glob(args.pattern))
+    if not paths:
+        print(f"error: no file in {config.RESULTS_DIR} matches {args.pattern!r}", file=sys.stderr)
+        return 2
+    table = ptuning.results_table(ptuning.load_results(args.pattern))
+    table.insert(0, "file", [p.name for p in paths])
+    table = table.drop(columns=["model", "seed"])
+    if args.markdown:
+        rows = [list(table.columns)] + [[str(v) for v in row] for row in table.itertuples(index=False)]
+        print("\n".join("| " + " | ".join(map(str, r)) + " |" for r in rows[:1] + [["---"] * len(rows[0])] + rows[1:]))
+    else:
+        print(table.to_string(index=False))
     return 0
 
 

@@ -514,17 +514,19 @@ def results_table(results):
 
     columns = ["method", "profile", "seed", "learning_rate", "head lr", "pooler trained", "trainable", "trainable %",
                "epochs", "best epoch",
-               "val acc", "val F1", "test acc", "test F1", "train s", "device", "model"]
+               "val acc", "val F1", "test acc", "test F1", "train s", "precision", "device", "model"]
     rows = []
     for r in (results.values() if isinstance(results, dict) else results):
         rows.append({
             "method": r.method, "profile": r.config["profile"], "seed": r.config["seed"],
-            "learning_rate": r.config["learning_rate"], "head lr": r.config.get("head_learning_rate"),
+            "learning_rate": r.config["learning_rate"],
+            "head lr": r.config.get("head_learning_rate") or r.config["learning_rate"],  # None: the same rate
             "pooler trained": bool(r.config.get("train_pooler")), "trainable": r.trainable_params,
             "trainable %": round(100 * r.trainable_share, 3), "epochs": r.config["num_train_epochs"],
             "best epoch": r.best["epoch"], "val acc": round(r.best["eval_accuracy"], 4),
             "val F1": round(r.best["eval_f1"], 4), "test acc": round(r.test["accuracy"], 4),
             "test F1": round(r.test["f1"], 4), "train s": round(r.train_seconds, 1),
+            "precision": r.config.get("precision_used", "fp32"),  # runs before the setting trained in fp32 on CPU
             "device": r.config["environment"]["device"], "model": r.model["name"],
         })
     return pd.DataFrame(rows, columns=columns)

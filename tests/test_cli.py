@@ -50,3 +50,17 @@ def test_torchrun_two_cpu_processes(mrpc_dir, tmp_path):
     # 64 rows over 2 processes of 16 each: 2 optimizer steps per epoch, not 4
     assert result["config"]["num_training_steps"] == 2
     assert proc.stdout.count("test accuracy") == 1  # rank 0 alone reports and writes
+
+
+def test_results_command_tables_the_committed_runs(capsys):
+    from helpers.__main__ import main
+
+    names = sorted(p.name for p in config.RESULTS_DIR.glob("q1_*.json"))
+    if not names:
+        pytest.skip("no committed results")
+    assert main(["results", "--markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| file | method |") and lines[1].startswith("| --- |")
+    assert [line.split(" | ")[0].lstrip("| ") for line in lines[2:]] == names  # one row per file, in order
+    assert main(["results", "--pattern", "nothing_*.json"]) == 2
+    assert "no file in" in capsys.readouterr().err
