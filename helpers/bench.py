@@ -39,7 +39,7 @@ class _PeakRSS:
 
 
 def _step_timer():
-    """A TrainerCallback that times optimizer steps after the first (which warms up)."""
+    """A TrainerCallback that times optimizer steps, from the start of the first to the end of the last."""
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
@@ -47,29 +47,47 @@ def _step_timer():
             self.start = self.end = None
             self.steps = 0
 
-        def on_step_end(self, args, state, control, **kw):
-            now = time.perf_counter()
+        def on_step_begin(self, args, state, control, **kw):
             if self.start is None:
-                self.start = now
-            else:
-                self.steps, self.end = self.steps + 1, now
+                self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.steps, self.end = self.steps + 1, time.perf_counter()
 
     return StepTimer()
 
 
-def _timed_steps(trainer, steps: int) -> tuple[float, float]:
-    """(samples/s over optimizer steps 2..steps+1, peak RSS in MB) for ``steps`` more steps."""
+def _train_steps(trainer, steps: int, callbacks=()) -> None:
     from transformers.trainer_utils import IntervalStrategy
 
-    timer = _step_timer()
-    trainer.add_callback(timer)
-    trainer.args.max_steps = steps + 1
+    for cb in callbacks:
+        trainer.add_callback(cb)
+    trainer.args.max_steps = steps
     trainer.args.eval_strategy = IntervalStrategy.NO
-    with _PeakRSS() as mem:
+    try:
         trainer.train()
-    trainer.remove_callback(timer)
+    finally:
+        for cb in callbacks:
+            trainer.remove_callback(cb)
+
+
+def _timed_steps(trainer, steps: int) -> tuple[float, float]:
+    """(samples/s, peak RSS in MB) over the first ``steps`` optimizer steps of an epoch, after one
+    untimed warm-up step. Every call replays the same (seeded) batch order."""
+    _train_steps(trainer, 1)  # warm-up: allocator, first kernels
+    timer = _step_timer()
+    with _PeakRSS() as mem:
+        _train_steps(trainer, steps, [timer])
     batch = trainer.args.per_device_train_batch_size * trainer.args.world_size
     return timer.steps * batch / (timer.end - timer.start), mem.peak / 2**20
+
+
+def megabatch_steps(trainer) -> int:
+    """How many batches ``group_by_length`` sorts together (transformers'
+    ``get_length_grouped_indices``: a shuffled mega-batch, longest first). A timing window of
+    whole mega-batches sees the epoch's mix of lengths; a shorter one sees its longest batches."""
+    batch = trainer.args.per_device_train_batch_size * trainer.args.world_size
+    return max(1, min(len(trainer.train_dataset) // (batch * 4), 50))
 
 
 def _course_module():
@@ -80,11 +98,12 @@ def _course_module():
     return module
 
 
-def train_throughput(rounds: int, steps: int, eval_limit: int | None, fp32_side: bool = True) -> dict:
+def train_throughput(rounds: int, steps: int | None, eval_limit: int | None, fp32_side: bool = True) -> dict:
     """The workbook's set-up (``ptuning.prepare``, its default precision) against the course's,
-    method v2, same model and data, alternating ``rounds`` times ``steps`` optimizer steps each;
-    then validation accuracy. With ``fp32_side`` a third side, the workbook forced to fp32, shows
-    how much of the gain is precision and how much is padding and batching."""
+    method v2, same model and data, alternating ``rounds`` times ``steps`` optimizer steps each
+    (``None``: one whole mega-batch of the workbook's length-grouped order, see
+    ``megabatch_steps``); then validation accuracy. With ``fp32_side`` a third side, the workbook
+    forced to fp32, shows how much of the gain is precision and how much padding and batching."""
     from . import ptuning
 
     out = config.output_dir("bench")
@@ -100,6 +119,8 @@ def train_throughput(rounds: int, steps: int, eval_limit: int | None, fp32_side:
     trainers["course"] = _course_module().course_trainer(course_net, work.tokenizer, load_mrpc(verbose=False),
                                                          out / "course", compute_metrics=ptuning.compute_metrics,
                                                          eval_limit=eval_limit)
+    mega = megabatch_steps(work.trainer)
+    steps = steps or mega
     speeds = {name: [] for name in trainers}
     peaks = {name: 0.0 for name in trainers}
     for _ in range(rounds):
@@ -107,13 +128,15 @@ def train_throughput(rounds: int, steps: int, eval_limit: int | None, fp32_side:
             sps, peak = _timed_steps(trainer, steps)
             speeds[name].append(sps)
             peaks[name] = max(peaks[name], peak)
-    total_steps = rounds * (steps + 1)
+    total_steps = rounds * (steps + 1)  # each round: one warm-up step and the timed ones
     val = {name: trainer.evaluate()["eval_accuracy"] for name, trainer in trainers.items()}
     med = {k: statistics.median(v) for k, v in speeds.items()}
     res = {"train_samples_per_s": med, "train_throughput_ratio": med["workbook"] / med["course"],
            "train_samples_per_s_rounds": speeds, "train_peak_rss_mb": peaks["workbook"],
            "train_peak_rss_mb_course": peaks["course"], "val_accuracy_after_steps": val,
            "steps_each": total_steps, "train_precision": work.cfg["precision_used"],
+           "train_window": {"steps": steps, "megabatch_steps": mega,
+                            "whole_megabatches": steps % mega == 0},
            "batch": {"workbook": work.cfg["per_device_train_batch_size"], "course": 16}}
     if "workbook_fp32" in med:
         res["train_throughput_ratio_fp32"] = med["workbook_fp32"] / med["course"]
@@ -208,7 +231,9 @@ def run_all(quick: bool = False, json_path=None) -> dict:
     """Every benchmark; prints a table and returns (and writes) the figures."""
     t0 = time.perf_counter()
     res = {"quick": quick, "machine": _machine()}
-    res.update(train_throughput(rounds=2, steps=2 if quick else 15, eval_limit=64 if quick else None,
+    # Under group_by_length an epoch starts with the longest batches of a mega-batch: the full run
+    # times one whole mega-batch per round; --quick times 4 steps, a lower bound for the workbook.
+    res.update(train_throughput(rounds=2, steps=4 if quick else None, eval_limit=64 if quick else None,
                                 fp32_side=not quick))
     if quick:
         res.update({"time_to_val_075_s": None, "time_to_val_075_note": "skipped in --quick"})
@@ -235,6 +260,8 @@ def _print(r: dict) -> None:
         *([("training, v2: workbook forced to fp32 samples/s, ratio",
             f"{sps['workbook_fp32']:.1f}, {r['train_throughput_ratio_fp32']:.2f}")] if "workbook_fp32" in sps else []),
         ("peak RSS, workbook training (MB)", f"{r['train_peak_rss_mb']:.0f}"),
+        ("timed steps a round (a mega-batch is)", f"{r['train_window']['steps']} ({r['train_window']['megabatch_steps']})"
+         + ("" if r["train_window"]["whole_megabatches"] else ": the longest batches, a lower bound for the workbook")),
         (f"val accuracy after {r['steps_each']} steps ({' / '.join(r['val_accuracy_after_steps'])})",
          " / ".join(f"{v:.4f}" for v in r["val_accuracy_after_steps"].values())),
         ("time to val accuracy 0.75, v2 quick (s)",
