@@ -512,7 +512,7 @@ def results_table(results):
     """A DataFrame, one row per run: trainable parameters, best validation and test scores, time."""
     import pandas as pd
 
-    columns = ["method", "profile", "seed", "learning_rate", "head lr", "pooler trained", "trainable", "trainable %",
+    columns = ["method", "profile", "seed", "learning_rate", "head lr", "cls pooling", "pooler trained", "trainable", "trainable %",
                "epochs", "best epoch",
                "val acc", "val F1", "test acc", "test F1", "train s", "precision", "device", "model"]
     rows = []
@@ -521,6 +521,7 @@ def results_table(results):
             "method": r.method, "profile": r.config["profile"], "seed": r.config["seed"],
             "learning_rate": r.config["learning_rate"],
             "head lr": r.config.get("head_learning_rate") or r.config["learning_rate"],  # None: the same rate
+            "cls pooling": r.config.get("cls_pooling", "-"),  # v1 only: does the pooler read [CLS]?
             "pooler trained": bool(r.config.get("train_pooler")), "trainable": r.trainable_params,
             "trainable %": round(100 * r.trainable_share, 3), "epochs": r.config["num_train_epochs"],
             "best epoch": r.best["epoch"], "val acc": round(r.best["eval_accuracy"], 4),
