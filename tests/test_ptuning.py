@@ -114,6 +114,16 @@ def test_fp16_on_a_cpu_fails_clearly():
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="fp16' needs a CUDA GPU"):
         ptuning.resolve_precision("fp16")
+    assert ptuning.resolve_precision("auto") == "fp32"  # bf16 autocast was no faster on a CPU (results/bench_cpu.json)
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(ptuning, "cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="emulated and slower"):
+        assert ptuning.resolve_precision("bf16") == "bf16"
 
 
 def test_unwritable_output_dir_fails_before_training(tmp_path):
