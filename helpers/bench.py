@@ -232,8 +232,8 @@ def run_all(quick: bool = False, json_path=None) -> dict:
     t0 = time.perf_counter()
     res = {"quick": quick, "machine": _machine()}
     # Under group_by_length an epoch starts with the longest batches of a mega-batch: the full run
-    # times one whole mega-batch per round; --quick times 4 steps, a lower bound for the workbook.
-    res.update(train_throughput(rounds=2, steps=4 if quick else None, eval_limit=64 if quick else None,
+    # times one whole mega-batch per round; --quick times 3 steps, a lower bound for the workbook.
+    res.update(train_throughput(rounds=2, steps=3 if quick else None, eval_limit=64 if quick else None,
                                 fp32_side=not quick))
     if quick:
         res.update({"time_to_val_075_s": None, "time_to_val_075_note": "skipped in --quick"})
