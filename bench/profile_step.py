@@ -10,9 +10,7 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from transformers.trainer_utils import IntervalStrategy
-
-from helpers import config, ptuning
+from helpers import bench, config, ptuning
 
 
 def main() -> None:
@@ -22,12 +20,9 @@ def main() -> None:
     args = parser.parse_args()
     p = ptuning.prepare(args.method, "quick", 0, output_dir=config.output_dir("bench", "profile"))
     trainer = p.trainer
-    trainer.args.eval_strategy = IntervalStrategy.NO  # else the epoch-end evaluation lands in the profile
-    trainer.args.max_steps = 1
-    trainer.train()  # warm-up: allocator, first kernels
-    trainer.args.max_steps = args.steps
+    bench.train_steps(trainer, 1)  # warm-up: allocator, first kernels
     with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
-        trainer.train()
+        bench.train_steps(trainer, args.steps)  # no evaluation: the epoch-end one would land in the profile
     table = prof.key_averages().table(sort_by="cpu_time_total", row_limit=25)
     print(f"{args.method}: {args.steps} steps, batch {trainer.args.per_device_train_batch_size}, "
           f"{torch.get_num_threads()} threads, precision {p.cfg['precision_used']}")

@@ -91,16 +91,16 @@ def main(argv: list[str] | None = None) -> int:
 def _results(args) -> int:
     from . import config, ptuning
 
-    paths = sorted(config.RESULTS_DIR.glob(args.pattern))
-    if not paths:
+    runs = ptuning.load_results(args.pattern)
+    if not runs:
         print(f"error: no file in {config.RESULTS_DIR} matches {args.pattern!r}", file=sys.stderr)
         return 2
-    table = ptuning.results_table(ptuning.load_results(args.pattern))
-    table.insert(0, "file", [p.name for p in paths])
+    table = ptuning.results_table(runs)
+    table.insert(0, "file", [p.name for p in runs])
     table = table.drop(columns=["model", "seed"])
     if args.markdown:
-        rows = [list(table.columns)] + [[str(v) for v in row] for row in table.itertuples(index=False)]
-        print("\n".join("| " + " | ".join(map(str, r)) + " |" for r in rows[:1] + [["---"] * len(rows[0])] + rows[1:]))
+        rows = [list(table.columns), ["---"] * len(table.columns), *table.itertuples(index=False)]
+        print("\n".join("| " + " | ".join(map(str, row)) + " |" for row in rows))
     else:
         print(table.to_string(index=False))
     return 0

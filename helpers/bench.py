@@ -57,7 +57,9 @@ def _step_timer():
     return StepTimer()
 
 
-def _train_steps(trainer, steps: int, callbacks=()) -> None:
+def train_steps(trainer, steps: int, callbacks=()) -> None:
+    """Train ``steps`` optimizer steps from the start of an epoch, without evaluating, with
+    ``callbacks`` attached for this call only."""
     from transformers.trainer_utils import IntervalStrategy
 
     for cb in callbacks:
@@ -74,10 +76,10 @@ def _train_steps(trainer, steps: int, callbacks=()) -> None:
 def _timed_steps(trainer, steps: int) -> tuple[float, float]:
     """(samples/s, peak RSS in MB) over the first ``steps`` optimizer steps of an epoch, after one
     untimed warm-up step. Every call replays the same (seeded) batch order."""
-    _train_steps(trainer, 1)  # warm-up: allocator, first kernels
+    train_steps(trainer, 1)  # warm-up: allocator, first kernels
     timer = _step_timer()
     with _PeakRSS() as mem:
-        _train_steps(trainer, steps, [timer])
+        train_steps(trainer, steps, [timer])
     batch = trainer.args.per_device_train_batch_size * trainer.args.world_size
     return timer.steps * batch / (timer.end - timer.start), mem.peak / 2**20
 
@@ -255,7 +257,7 @@ def _print(r: dict) -> None:
     lines = [
         ("training, v2: workbook samples/s", f"{sps['workbook']:.1f}"),
         ("training, v2: course set-up samples/s", f"{sps['course']:.1f}"),
-        (f"training throughput ratio, workbook in {r.get('train_precision', 'fp32')} (target >= 2)",
+        (f"training throughput ratio, workbook in {r['train_precision']} (target >= 2)",
          f"{r['train_throughput_ratio']:.2f}"),
         *([("training, v2: workbook forced to fp32 samples/s, ratio",
             f"{sps['workbook_fp32']:.1f}, {r['train_throughput_ratio_fp32']:.2f}")] if "workbook_fp32" in sps else []),

@@ -133,10 +133,14 @@ def resolve_config(method: str, profile="auto", **overrides) -> dict:
         if key in cfg and cfg[key] is not None and not (isinstance(cfg[key], (int, float)) and not isinstance(cfg[key], bool)
                                and cfg[key] > 0):
             raise ValueError(f"{key} must be a positive number, got {cfg[key]!r}")
-    if cfg["precision"] not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {cfg['precision']!r}")
+    _check_precision(cfg["precision"])
     cfg.update(method=method, profile=prof.name)
     return cfg
+
+
+def _check_precision(precision) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
 def cpu_has_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
@@ -155,8 +159,7 @@ def resolve_precision(precision: str = "auto") -> str:
     ValueError for a choice the device cannot do (fp16 on a CPU)."""
     import torch
 
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    _check_precision(precision)
     cuda = torch.cuda.is_available()
     if precision == "auto":
         if cuda:
@@ -538,7 +541,8 @@ def results_table(results):
     return pd.DataFrame(rows, columns=columns)
 
 
-def load_results(pattern: str = "q1_*.json", folder=None) -> list[RunResult]:
-    """The committed results (``results/`` by default) whose file names match ``pattern``."""
+def load_results(pattern: str = "q1_*.json", folder=None) -> dict[Path, RunResult]:
+    """The committed results (``results/`` by default) whose file names match ``pattern``, keyed
+    by their file, in name order."""
     folder = Path(folder) if folder else wconfig.RESULTS_DIR
-    return [RunResult.from_json(p) for p in sorted(folder.glob(pattern))]
+    return {p: RunResult.from_json(p) for p in sorted(folder.glob(pattern))}

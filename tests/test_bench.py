@@ -33,7 +33,7 @@ def test_peak_rss_sees_an_allocation():
 def test_step_timer_counts_every_timed_step(mrpc_dir, tmp_path):
     p = ptuning.prepare("v2-noproj", "smoke", 0, data=mrpc_dir, output_dir=tmp_path)
     timer = bench._step_timer()
-    bench._train_steps(p.trainer, 3, [timer])
+    bench.train_steps(p.trainer, 3, [timer])
     assert timer.steps == 3 and timer.end > timer.start  # from the first step's start to the last one's end
     assert timer not in p.trainer.callback_handler.callbacks  # removed again
     assert bench.megabatch_steps(p.trainer) == 1  # 64 rows // (16 * 4), as get_length_grouped_indices

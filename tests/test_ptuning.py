@@ -134,7 +134,7 @@ def test_unwritable_output_dir_fails_before_training(tmp_path):
 
 
 def test_collapse_is_read_from_the_committed_runs():
-    runs = {p.stem: r for p, r in zip(sorted(ptuning.wconfig.RESULTS_DIR.glob("q1_*.json")), ptuning.load_results())}
+    runs = {p.stem: r for p, r in ptuning.load_results().items()}
     if "q1_quick4_v2_lr1e-3" not in runs:
         pytest.skip("the committed exploration runs are not in results/")
     assert runs["q1_quick4_v2_lr1e-3"].collapsed(0.6838235294117647)
