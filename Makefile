@@ -7,13 +7,14 @@ STAMP := $(VENV)/.installed
 # Notebooks and tests run headless: curves go to PNG files, not to a display.
 export WORKBOOK_HEADLESS ?= 1
 
-.PHONY: help install test unit notebooks run lab bench bench-quick strip check-stripped clean
+.PHONY: help install lint test unit notebooks run lab bench bench-quick strip check-stripped clean
 
 help:
 	@echo "make test    - unit tests + every notebook under nbval, smoke profile (what CI runs)"
 	@echo "make run     - execute every notebook end to end (profile auto) into outputs/"
 	@echo "make lab     - JupyterLab on notebooks/"
-	@echo "make unit    - unit tests only;  make notebooks - notebooks only (smoke)"
+	@echo "make lint    - ruff, and a check that the notebooks are committed without outputs"
+	@echo "make unit    - fast unit tests only (not slow);  make notebooks - notebooks only (smoke)"
 	@echo "make bench   - benchmarks (training throughput, time to accuracy, generation, notebooks) -> outputs/bench.json"
 	@echo "make strip   - remove outputs from the notebooks before committing"
 	@echo "MRPC: set MRPC_DIR=/path/to/mrpc, or put it in data/mrpc/, or go online (see README)"
@@ -23,16 +24,20 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check helpers tests bench notebooks
+	$(BIN)/python -m helpers notebooks check
+
+test: lint
 	WORKBOOK_PROFILE=smoke $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env
 
 unit: $(STAMP)
-	WORKBOOK_PROFILE=smoke $(BIN)/python -m pytest tests
+	WORKBOOK_PROFILE=smoke $(BIN)/python -m pytest tests -m "not slow"
 
 notebooks: $(STAMP)
 	WORKBOOK_PROFILE=smoke $(BIN)/python -m pytest notebooks --nbval-lax --nbval-current-env

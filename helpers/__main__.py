@@ -39,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     q1.add_argument("--out", default=None, help="write the RunResult JSON here")
     q1.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
                     metavar="KEY=VALUE", help="override a setting, e.g. --set learning_rate=3e-3 (repeatable)")
+    sw = sub.add_parser("sweep", help="Q1 over several methods and seeds, resumable, with mean, CI and paired tests")
+    sw.add_argument("--methods", default="v1,v2", help="comma-separated methods or variants (default v1,v2)")
+    sw.add_argument("--seeds", default="3", help="a count (3: seeds 0,1,2) or a list (0,1,7)")
+    sw.add_argument("--profile", default="auto", help="smoke, quick, full or auto (default)")
+    sw.add_argument("--jobs", default="auto", help="runs at once: auto (1 on a CPU) or a number")
+    sw.add_argument("--model", default="auto", help="auto, embedded, a checkpoint folder or a hub id")
+    sw.add_argument("--data", default=None, help="MRPC folder (default: MRPC_DIR, data/mrpc, the hub)")
+    sw.add_argument("--out", required=True, help="the summary JSON; each run's JSON goes in a folder beside it")
+    sw.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
+                    metavar="KEY=VALUE", help="override a setting for every run (repeatable)")
     q3 = sub.add_parser("q3", help="compare story-prompting strategies with an LLM")
     q3.add_argument("--profile", default="auto", help="smoke, quick, full or auto (default): stories per strategy")
     q3.add_argument("--seed", type=int, default=0)
@@ -62,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return _q3(args)
     if args.command == "results":
         return _results(args)
+    if args.command == "sweep":
+        return _sweep(args)
     if args.command == "bench":
         from . import bench as benchmarks
 
@@ -88,14 +100,35 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _results(args) -> int:
-    from . import config, ptuning
+def _sweep(args) -> int:
+    import pandas as pd
 
-    runs = ptuning.load_results(args.pattern)
+    from . import ptuning
+
+    try:
+        result = ptuning.sweep(args.methods, args.seeds, args.profile, args.jobs, model=args.model, data=args.data,
+                               out=args.out, **dict(args.overrides))
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(result.table().to_string(index=False))
+        comparisons = result.comparisons()
+        if len(comparisons):
+            print(comparisons.to_string(index=False))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _results(args) -> int:
+    from . import config
+    from .results import load_results, results_table
+
+    runs = load_results(args.pattern)
     if not runs:
         print(f"error: no file in {config.RESULTS_DIR} matches {args.pattern!r}", file=sys.stderr)
         return 2
-    table = ptuning.results_table(runs)
+    table = results_table(runs)
     table.insert(0, "file", [p.name for p in runs])
     table = table.drop(columns=["model", "seed"])
     if args.markdown:
@@ -107,8 +140,6 @@ def _results(args) -> int:
 
 
 def _q3(args) -> int:
-    import json
-
     from . import config, stories
 
     try:
@@ -123,12 +154,12 @@ def _q3(args) -> int:
         print(f"{row['variant']:16s} distinct-2 {row['distinct_2']:.3f}  self-BLEU {row['self_bleu']:.3f}  "
               f"spread {row['semantic_spread']:.3f}  pass {row['pass rate']:.2f}  score {row['mean score']:.2f}")
     if args.out:
-        from .ptuning import environment
+        from .results import save_json
+        from .runinfo import environment
 
         result = {"rows": rows, "spec": stories.EXAMPLE_SPEC.to_dict(), "profile": profile.to_dict(),
                   "seed": args.seed, "backend": repr(backend), "limits": stories.LIMITS, "environment": environment()}
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1, default=str)
+        save_json(result, args.out)
         print(f"wrote {args.out}")
     return 0
 

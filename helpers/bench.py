@@ -6,7 +6,6 @@ process, alternating, and reports their ratio: these machines are shared and noi
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import platform
 import statistics
@@ -14,6 +13,7 @@ import threading
 import time
 
 from . import config
+from .results import save_json
 
 
 class _PeakRSS:
@@ -217,7 +217,7 @@ def notebook_seconds() -> dict:
 def _machine() -> dict:
     import torch
 
-    from .ptuning import environment
+    from .runinfo import environment
 
     env = environment()
     cpu = platform.processor() or platform.machine()
@@ -246,8 +246,7 @@ def run_all(quick: bool = False, json_path=None) -> dict:
     res["bench_seconds"] = round(time.perf_counter() - t0, 1)
     _print(res)
     if json_path:
-        with open(json_path, "w") as f:
-            json.dump(res, f, indent=1, default=str)
+        save_json(res, json_path)
         print(f"wrote {json_path}")
     return res
 

@@ -8,17 +8,22 @@ split is scored once, at the end, with that model.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
 import subprocess
+import sys
 import time
-import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import config as wconfig
 from .data import load_mrpc
 from .models import ModelChoice, load_classifier, load_tokenizer, resolve_model
+from .results import RunResult, Sweep, eval_records, load_results, results_table  # noqa: F401 (public names)
+from .runinfo import PRECISIONS, check_precision, check_writable, cpu_has_bf16, environment  # noqa: F401
+from .runinfo import resolve_precision  # noqa: F401
 
 # Defaults per method. Learning rates come from ../shared/BASELINES.md and the runs recorded
 # in results/; see the Q1 notebook for what was tried.
@@ -50,66 +55,9 @@ COMMON: dict = dict(
     head_learning_rate=None,  # the classifier's own learning rate (default: learning_rate)
     precision="auto",  # see PRECISIONS
 )
-# "auto": bf16 autocast on a GPU that has it, else fp16 on a GPU, and fp32 on a CPU: on the 2-core
-# AMD EPYC (avx512_bf16) these notebooks were built on, bf16 autocast trained no faster than fp32
-# under the Trainer (results/bench_cpu.json). "bf16" on a CPU is an opt-in. Weights stay fp32.
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 POSITIVE = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
             "max_length", "logging_steps", "head_learning_rate", "num_virtual_tokens", "encoder_hidden_size", "r",
             "reduction_factor")
-
-
-def eval_records(history: list[dict]) -> list[dict]:
-    """The validation records of a Trainer log history, one per evaluation."""
-    return [h for h in history if "eval_accuracy" in h]
-
-
-@dataclasses.dataclass
-class RunResult:
-    """What one training run produced: per-step history, test scores, sizes, timing, and the
-    full configuration (seed, profile, model, data, library versions) that reproduces it."""
-
-    method: str
-    history: list[dict]
-    best: dict
-    test: dict
-    trainable_params: int
-    total_params: int
-    train_seconds: float
-    model: dict
-    output_dir: str
-    config: dict
-
-    @property
-    def trainable_share(self) -> float:
-        return self.trainable_params / self.total_params
-
-    def evals(self) -> list[dict]:
-        """The per-epoch validation records of the history."""
-        return eval_records(self.history)
-
-    def collapsed(self, majority: float, tol: float = 1e-4) -> bool:
-        """True when validation accuracy sat at the majority-class score at every epoch."""
-        return all(abs(e["eval_accuracy"] - majority) < tol for e in self.evals())
-
-    def to_json(self, path: str | os.PathLike | None = None) -> str:
-        """The result as JSON; also written to ``path`` when given."""
-        text = json.dumps(dataclasses.asdict(self), indent=1, default=str)
-        if path is not None:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(text)
-            tmp.replace(path)  # atomic: a reader never sees half a file
-        return text
-
-    @classmethod
-    def from_json(cls, source: str | os.PathLike) -> "RunResult":
-        """Read a result from a JSON file path or a JSON string."""
-        text = str(source)
-        if not text.lstrip().startswith("{"):
-            text = Path(source).read_text()
-        return cls(**json.loads(text))
 
 
 def resolve_config(method: str, profile="auto", **overrides) -> dict:
@@ -133,44 +81,16 @@ def resolve_config(method: str, profile="auto", **overrides) -> dict:
         if key in cfg and cfg[key] is not None and not (isinstance(cfg[key], (int, float)) and not isinstance(cfg[key], bool)
                                and cfg[key] > 0):
             raise ValueError(f"{key} must be a positive number, got {cfg[key]!r}")
-    _check_precision(cfg["precision"])
+    check_precision(cfg["precision"])
     cfg.update(method=method, profile=prof.name)
     return cfg
 
 
-def _check_precision(precision) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-
-
-def cpu_has_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
-    """True when the CPU has native bf16 arithmetic (avx512_bf16, or AMX tiles), read from the
-    Linux cpuinfo flags; False where they cannot be read (then bf16 would be emulated, and slower)."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision: str = "auto") -> str:
-    """The precision a run will train in on this machine: "fp32", "bf16" or "fp16". Raises
-    ValueError for a choice the device cannot do (fp16 on a CPU)."""
-    import torch
-
-    _check_precision(precision)
-    cuda = torch.cuda.is_available()
-    if precision == "auto":
-        if cuda:
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "fp32"
-    if precision == "fp16" and not cuda:
-        raise ValueError("precision='fp16' needs a CUDA GPU; on a CPU use 'bf16' or 'fp32'")
-    if precision == "bf16" and not cuda and not cpu_has_bf16():
-        warnings.warn("precision='bf16' on a CPU without bf16 instructions (avx512_bf16, AMX): "
-                      "it is emulated and slower than fp32", stacklevel=2)
-    return precision
+def peft_config(method: str, profile="smoke", **overrides):
+    """The peft config object that ``run(method, **overrides)`` trains with (``PrefixTuningConfig``
+    for v2, ``PromptEncoderConfig`` for v1, ``LoraConfig``), or None for full fine-tuning and the
+    adapter. Printing it shows the answer's code on the page."""
+    return _peft_config(method, resolve_config(method, profile, **overrides))
 
 
 def _peft_config(method: str, cfg: dict):
@@ -233,26 +153,53 @@ def count_params(model) -> tuple[int, int]:
     return trainable, total
 
 
+def limit_split(ds, limit, seed: int = 0):
+    """A split cut to ``limit`` rows by a seeded shuffle (the whole split when ``limit`` is None)."""
+    if limit is not None and limit < len(ds):
+        return ds.shuffle(seed=seed).select(range(limit))
+    return ds
+
+
+def clip_text(text: str, max_words: int) -> str:
+    """The first ``max_words`` whitespace-separated words of ``text``, and at most 64 characters a
+    word. Every word becomes at least one token, so pair truncation to ``max_words`` tokens gives
+    the same tokens as on the whole text, without the tokenizer's cost on very long inputs."""
+    parts = text.split(maxsplit=max_words)[:max_words]
+    return " ".join(parts)[: 64 * max_words]
+
+
 def tokenize_mrpc(dsd, tokenizer, max_length: int, train_limit=None, eval_limit=None, seed: int = 0):
     """Tokenized splits, cut to the profile's sizes (a seeded shuffle), unpadded: padding happens
-    per batch in the collator, so a batch is only as long as its longest pair."""
+    per batch in the collator, so a batch is only as long as its longest pair. Texts are clipped
+    (``clip_text``) before tokenizing."""
     out = {}
     for split in ("train", "validation", "test"):
-        ds = dsd[split]
-        limit = train_limit if split == "train" else eval_limit
-        if limit is not None and limit < len(ds):
-            ds = ds.shuffle(seed=seed).select(range(limit))
-        out[split] = ds.map(lambda b: tokenizer(b["text1"], b["text2"], truncation=True, max_length=max_length),
+        ds = limit_split(dsd[split], train_limit if split == "train" else eval_limit, seed)
+        out[split] = ds.map(lambda b: tokenizer([clip_text(t, max_length) for t in b["text1"]],
+                                                [clip_text(t, max_length) for t in b["text2"]],
+                                                truncation=True, max_length=max_length),
                             batched=True, remove_columns=["text1", "text2", "idx"])
     return out
 
 
-def compute_metrics(eval_pred) -> dict:
-    from sklearn.metrics import accuracy_score, f1_score
+_METRIC = None
 
+
+def metric():
+    """Accuracy and F1 as an ``evaluate`` metric, loaded by path from the module shipped in
+    ``helpers/metrics/`` (no hub download), once per process."""
+    global _METRIC
+    if _METRIC is None:
+        import evaluate
+
+        _METRIC = evaluate.load(str(Path(__file__).parent / "metrics" / "accuracy_f1.py"))
+    return _METRIC
+
+
+def compute_metrics(eval_pred) -> dict:
+    """The Trainer's metrics: accuracy and F1 of the argmax prediction."""
     logits, labels = eval_pred
-    preds = logits.argmax(-1)
-    return {"accuracy": float(accuracy_score(labels, preds)), "f1": float(f1_score(labels, preds))}
+    return metric().compute(predictions=logits.argmax(-1), references=labels)
 
 
 def make_optimizer(model, cfg: dict, num_training_steps: int):
@@ -302,45 +249,6 @@ def keep_best(metric: str = "eval_accuracy"):
     return KeepBest()
 
 
-def check_writable(path: Path) -> None:
-    """Raise ValueError, naming the folder, when ``path`` cannot be created or written."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"output folder {path} cannot be written ({e.strerror}); "
-                         "pass output_dir= a folder you can write to") from None
-
-
-def _git(*args: str) -> str | None:
-    try:
-        return subprocess.run(["git", *args], cwd=wconfig.PROJ_ROOT, capture_output=True,
-                              text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _git_commit() -> str | None:
-    return _git("rev-parse", "HEAD") or None
-
-
-def environment() -> dict:
-    """Device, library versions and git commit, recorded with every result."""
-    import adapters
-    import datasets
-    import peft
-    import torch
-    import transformers
-
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
-    return {"device": device, "torch": torch.__version__, "transformers": transformers.__version__,
-            "peft": peft.__version__, "adapters": adapters.__version__, "datasets": datasets.__version__,
-            "git_commit": _git_commit(),
-            "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))}  # uncommitted changes to tracked files
-
-
 @dataclasses.dataclass
 class Prepared:
     """A run ready to train: the Trainer (with its optimizer and schedule), the tokenized splits,
@@ -354,6 +262,7 @@ class Prepared:
     trainable: int
     total: int
     out: Path
+    test_idx: list[int] = dataclasses.field(default_factory=list)
 
 
 def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto", data=None,
@@ -364,13 +273,14 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
     cfg = resolve_config(method, profile, **overrides)
-    out = Path(output_dir) if output_dir else wconfig.OUTPUT_DIR / "q1" / f"{method}-{cfg['profile']}-seed{seed}"
+    out = Path(output_dir) if output_dir else default_output_dir(method, cfg["profile"], seed, **overrides)
     check_writable(out)
     choice = resolve_model(model)
     dsd = load_mrpc(data)
     set_seed(seed)
     tokenizer = load_tokenizer(choice)
     splits = tokenize_mrpc(dsd, tokenizer, cfg["max_length"], cfg["train_limit"], cfg["eval_limit"], seed)
+    test_idx = list(limit_split(dsd["test"], cfg["eval_limit"], seed)["idx"])  # the order predict() keeps
     net = build_model(method, cfg, choice)
     trainable, total = count_params(net)
 
@@ -395,7 +305,25 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
     cfg.update(seed=seed, num_training_steps=num_steps, precision_used=precision,
                data=dict(rows={k: len(v) for k, v in splits.items()}),
                environment=environment())  # read at the start: the code that trains is the commit recorded
-    return Prepared(trainer, splits, tokenizer, choice, cfg, trainable, total, out)
+    return Prepared(trainer, splits, tokenizer, choice, cfg, trainable, total, out, test_idx)
+
+
+def settings_key(method: str, profile: str, **overrides) -> str:
+    """A short hash of the settings that differ from the method's and the profile's defaults
+    (``default`` when none do): runs with different settings never share a folder."""
+    base = resolve_config(method, profile)
+    cfg = resolve_config(method, profile, **overrides)
+    changed = {k: cfg[k] for k in sorted(cfg) if cfg[k] != base.get(k)}
+    if not changed:
+        return "default"
+    return hashlib.sha1(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def default_output_dir(method: str, profile: str, seed: int, **overrides) -> Path:
+    """``outputs/q1/<method>-<profile>-seed<seed>-<settings_key>``: keyed by the whole configuration."""
+    profile = wconfig.get_profile(profile).name
+    key = settings_key(method, profile, **overrides)
+    return wconfig.OUTPUT_DIR / "q1" / f"{method}-{profile}-seed{seed}-{key}"
 
 
 def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", data=None,
@@ -409,7 +337,8 @@ def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", dat
     start = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - start
-    test = trainer.evaluate(p.splits["test"], metric_key_prefix="test")
+    test_out = trainer.predict(p.splits["test"], metric_key_prefix="test")
+    test = test_out.metrics
 
     best = max(eval_records(trainer.state.log_history), key=lambda h: h["eval_accuracy"])  # first of equals, as the Trainer keeps
     result = RunResult(
@@ -418,12 +347,23 @@ def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", dat
         test={"accuracy": test["test_accuracy"], "f1": test["test_f1"], "loss": test["test_loss"]},
         trainable_params=p.trainable, total_params=p.total, train_seconds=round(train_seconds, 2),
         model=p.choice.to_dict(), output_dir=str(p.out), config=p.cfg,
+        predictions=test_predictions(p.test_idx, test_out.label_ids, test_out.predictions),
     )
     if trainer.is_world_process_zero():
         save_trained(trainer.model, method, p.out)
         p.tokenizer.save_pretrained(str(p.out))
         result.to_json(p.out / "run.json")
     return result
+
+
+def test_predictions(idx, labels, logits) -> dict:
+    """Per-example test predictions in ``idx`` order: idx, label, pred and prob (of label 1)."""
+    import torch
+
+    probs = torch.as_tensor(logits).float().softmax(-1)[:, 1].tolist()
+    rows = sorted(zip(idx, labels.tolist(), logits.argmax(-1).tolist(), probs))
+    return {"idx": [int(r[0]) for r in rows], "label": [int(r[1]) for r in rows],
+            "pred": [int(r[2]) for r in rows], "prob": [round(float(r[3]), 5) for r in rows]}
 
 
 def save_trained(net, method: str, out: Path) -> None:
@@ -516,33 +456,146 @@ def anatomy(method: str, choice: ModelChoice | None = None, **overrides) -> dict
             "share": trainable / total, "trainable_modules": modules, "prompt": prompt}
 
 
-def results_table(results):
-    """A DataFrame, one row per run: trainable parameters, best validation and test scores, time."""
-    import pandas as pd
+# ------------------------------------------------------------------------------------------------
+# Sweeps: several methods over several seeds, resumable
+# ------------------------------------------------------------------------------------------------
 
-    columns = ["method", "profile", "seed", "learning_rate", "head lr", "cls pooling", "pooler trained", "trainable", "trainable %",
-               "epochs", "best epoch",
-               "val acc", "val F1", "test acc", "test F1", "train s", "precision", "device", "model"]
-    rows = []
-    for r in (results.values() if isinstance(results, dict) else results):
-        rows.append({
-            "method": r.method, "profile": r.config["profile"], "seed": r.config["seed"],
-            "learning_rate": r.config["learning_rate"],
-            "head lr": r.config.get("head_learning_rate") or r.config["learning_rate"],  # None: the same rate
-            "cls pooling": r.config.get("cls_pooling", "-"),  # v1 only: does the pooler read [CLS]?
-            "pooler trained": bool(r.config.get("train_pooler")), "trainable": r.trainable_params,
-            "trainable %": round(100 * r.trainable_share, 3), "epochs": r.config["num_train_epochs"],
-            "best epoch": r.best["epoch"], "val acc": round(r.best["eval_accuracy"], 4),
-            "val F1": round(r.best["eval_f1"], 4), "test acc": round(r.test["accuracy"], 4),
-            "test F1": round(r.test["f1"], 4), "train s": round(r.train_seconds, 1),
-            "precision": r.config.get("precision_used", "fp32"),  # runs before the setting trained in fp32 on CPU
-            "device": r.config["environment"]["device"], "model": r.model["name"],
-        })
-    return pd.DataFrame(rows, columns=columns)
+# Named variants a sweep can run beside the methods: (method, overrides). v1's recipe search.
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "v1-lstm": ("v1", dict(encoder_reparameterization_type="LSTM")),
+    "v1-50tok": ("v1", dict(num_virtual_tokens=50)),
+}
+# Concurrent runs on one GPU under jobs="auto" (a 22M-parameter model leaves a large GPU mostly
+# idle). Not yet measured: bench/gpu.sh times jobs 1, 2, 4 and 8 and prints the best.
+GPU_JOBS_AUTO = 4
 
 
-def load_results(pattern: str = "q1_*.json", folder=None) -> dict[Path, RunResult]:
-    """The committed results (``results/`` by default) whose file names match ``pattern``, keyed
-    by their file, in name order."""
-    folder = Path(folder) if folder else wconfig.RESULTS_DIR
-    return {p: RunResult.from_json(p) for p in sorted(folder.glob(pattern))}
+def _split_list(value, what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    if not items or any(not isinstance(v, str) or not v for v in items):
+        raise ValueError(f"{what} must be a non-empty comma-separated list, got {value!r}")
+    return items
+
+
+def parse_seeds(seeds) -> list[int]:
+    """Seeds from ``5`` (0..4), ``"0,1,7"``, or a list of whole numbers; ValueError otherwise."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds: a count must be at least 1, got {seeds}")
+        return list(range(seeds))
+    if isinstance(seeds, str) and seeds.strip().isdigit():
+        return parse_seeds(int(seeds))
+    try:
+        out = [int(s) for s in _split_list(seeds, "seeds")] if isinstance(seeds, str) else [int(s) for s in seeds]
+    except (TypeError, ValueError):
+        raise ValueError(f"seeds must be a count (5) or a list of whole numbers (0,1,2), got {seeds!r}") from None
+    if not out or len(set(out)) != len(out) or min(out) < 0:
+        raise ValueError(f"seeds must be distinct whole numbers >= 0, got {seeds!r}")
+    return out
+
+
+def parse_jobs(jobs) -> int:
+    """``auto`` (one at a time on a CPU, ``GPU_JOBS_AUTO`` with CUDA) or a whole number >= 1."""
+    if jobs in ("auto", None):
+        import torch
+
+        return GPU_JOBS_AUTO if torch.cuda.is_available() else 1
+    try:
+        n = int(jobs)
+    except (TypeError, ValueError):
+        n = 0
+    if isinstance(jobs, bool) or n < 1 or str(n) != str(jobs).strip():
+        raise ValueError(f"jobs must be 'auto' or a whole number >= 1, got {jobs!r}")
+    return n
+
+
+def sweep_labels(methods) -> dict[str, tuple[str, dict]]:
+    """``{label: (method, overrides)}`` for method names and ``VARIANTS`` names; ValueError naming
+    what is allowed otherwise."""
+    labels = {}
+    for label in _split_list(methods, "methods"):
+        if label in METHODS:
+            labels[label] = (label, {})
+        elif label in VARIANTS:
+            labels[label] = VARIANTS[label]
+        else:
+            raise ValueError(f"unknown method {label!r}: choose from {', '.join([*METHODS, *VARIANTS])}")
+    return labels
+
+
+def _matches(result: RunResult, method: str, profile: str, seed: int, overrides: dict) -> bool:
+    want = resolve_config(method, profile, **overrides)
+    got = result.config
+    keys = set(want) - {"precision"}
+    return result.method == method and got.get("seed") == seed and all(got.get(k) == want[k] for k in keys)
+
+
+def sweep(methods, seeds=3, profile="auto", jobs="auto", out_dir=None, *, model: str = "auto", data=None,
+          out: str | os.PathLike | None = None, **overrides) -> Sweep:
+    """Run every method (or ``VARIANTS`` label) with every seed and return a ``Sweep``.
+
+    Each run's ``RunResult`` is written to ``out_dir/<label>-seed<seed>.json`` as soon as it
+    finishes; a run whose file is already there with the same settings is read, not retrained, so
+    an interrupted sweep resumes. ``jobs`` > 1 runs that many at once as separate processes
+    (``python -m helpers q1``), for a GPU. Everything is checked before anything trains."""
+    labels = sweep_labels(methods)
+    seed_list = parse_seeds(seeds)
+    n_jobs = parse_jobs(jobs)
+    prof = wconfig.get_profile(profile).name
+    for label, (method, extra) in labels.items():
+        resolve_config(method, prof, **{**extra, **overrides})  # a bad override fails here, before training
+    if out_dir is None:  # beside the summary (results/sweep_full.json -> results/sweep_full/), else outputs/
+        out_dir = Path(out).with_suffix("") if out is not None else wconfig.OUTPUT_DIR / "sweeps" / prof
+    out_dir = Path(out_dir)
+    check_writable(out_dir)
+    if out is not None:
+        check_writable(Path(out).resolve().parent)
+
+    todo, files = [], {label: [] for label in labels}
+    for label, (method, extra) in labels.items():
+        for seed in seed_list:
+            path = out_dir / f"{label}-seed{seed}.json"
+            files[label].append(str(path))
+            settings = {**extra, **overrides}
+            if path.is_file():
+                done = RunResult.from_json(path)
+                if _matches(done, method, prof, seed, settings):
+                    continue
+                raise ValueError(f"{path} holds a {done.method} run with other settings than this sweep asks for; "
+                                 "pass another out_dir (--out) or delete that file")
+            todo.append((label, method, seed, settings, path))
+    print(f"sweep: {len(todo)} of {len(labels) * len(seed_list)} runs to do ({n_jobs} at a time), in {out_dir}",
+          flush=True)
+
+    def one(item):
+        label, method, seed, settings, path = item
+        if n_jobs == 1:
+            result = run(method, prof, seed, model=model, data=data,
+                         output_dir=out_dir / "models" / f"{label}-seed{seed}", **settings)
+            result.to_json(path)
+        else:
+            cmd = [sys.executable, "-m", "helpers", "q1", "--method", method, "--profile", prof, "--seed", str(seed),
+                   "--model", model, "--output-dir", str(out_dir / "models" / f"{label}-seed{seed}"), "--out", str(path)]
+            cmd += ["--data", str(data)] if data else []
+            for key, value in settings.items():
+                cmd += ["--set", f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"]
+            log = out_dir / f"{label}-seed{seed}.log"
+            with open(log, "w") as f:
+                proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=wconfig.PROJ_ROOT)
+            if proc.returncode != 0:
+                raise RuntimeError(f"sweep run {label} seed {seed} failed (exit {proc.returncode}); see {log}")
+        print(f"sweep: {label} seed {seed} done -> {path}", flush=True)
+
+    if n_jobs == 1:
+        for item in todo:
+            one(item)
+    else:
+        with ThreadPoolExecutor(n_jobs) as pool:
+            list(pool.map(one, todo))
+    runs = {label: [RunResult.from_json(f) for f in fs] for label, fs in files.items()}
+    result = Sweep(runs, {"methods": list(labels), "seeds": seed_list, "profile": prof, "jobs": n_jobs,
+                          "overrides": overrides, "variants": {k: VARIANTS[k] for k in labels if k in VARIANTS}},
+                   files)
+    if out is not None:
+        result.to_json(out)
+    return result

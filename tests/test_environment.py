@@ -17,7 +17,7 @@ def test_environment_yml_matches_pyproject():
     deps = env["dependencies"]
     assert any(str(d).startswith("python=3.11") for d in deps)
     pip_deps = next(d["pip"] for d in deps if isinstance(d, dict))
-    assert "-e ." in pip_deps  # the project itself, installed by pip
-    conda_side = {_norm(d) for d in pip_deps if d != "-e ."}
+    assert "-e .[dev]" in pip_deps  # the project itself, installed by pip
+    conda_side = {_norm(d) for d in pip_deps if not d.startswith("-e ")}
     pyproject = tomllib.loads((config.PROJ_ROOT / "pyproject.toml").read_text())
     assert conda_side == {_norm(d) for d in pyproject["project"]["dependencies"]}

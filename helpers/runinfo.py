@@ -1,0 +1,104 @@
+"""Provenance and run plumbing shared by every question: the environment and git commit a result
+records, the precision a run trains in, and checks that an output folder can be written.
+
+Nothing here imports a question's module: Q1 (``ptuning``), Q3 (``stories``) and the benchmarks
+all record their runs through these functions.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import warnings
+from pathlib import Path
+
+from . import config
+
+# "auto": bf16 autocast on a GPU that has it, else fp16 on a GPU, and fp32 on a CPU: on the 2-core
+# AMD EPYC (avx512_bf16) these notebooks were built on, bf16 autocast trained no faster than fp32
+# under the Trainer (results/bench_cpu.json). "bf16" on a CPU is an opt-in. Weights stay fp32.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# The libraries a result names, by their distribution names (read without importing them).
+LIBRARIES = ("torch", "transformers", "peft", "adapters", "datasets", "llama_cpp_python", "openai")
+
+
+def check_precision(precision) -> None:
+    """Raise ValueError unless ``precision`` is one of ``PRECISIONS``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+
+
+def cpu_has_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """True when the CPU has native bf16 arithmetic (avx512_bf16, or AMX tiles), read from the
+    Linux cpuinfo flags; False where they cannot be read (then bf16 would be emulated, and slower)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str = "auto") -> str:
+    """The precision a run will train in on this machine: "fp32", "bf16" or "fp16". Raises
+    ValueError for a choice the device cannot do (fp16 on a CPU)."""
+    import torch
+
+    check_precision(precision)
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        if cuda:
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "fp32"
+    if precision == "fp16" and not cuda:
+        raise ValueError("precision='fp16' needs a CUDA GPU; on a CPU use 'bf16' or 'fp32'")
+    if precision == "bf16" and not cuda and not cpu_has_bf16():
+        warnings.warn("precision='bf16' on a CPU without bf16 instructions (avx512_bf16, AMX): "
+                      "it is emulated and slower than fp32", stacklevel=2)
+    return precision
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise ValueError, naming the folder, when ``path`` cannot be created or written."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"output folder {path} cannot be written ({e.strerror}); "
+                         "pass a folder you can write to") from None
+
+
+def git(*args: str) -> str | None:
+    """The output of a git command in the repository, or None where git or the repository is missing."""
+    try:
+        return subprocess.run(["git", *args], cwd=config.PROJ_ROOT, capture_output=True,
+                              text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def device_name() -> str:
+    """The GPU's name, or ``cpu (N cores)``."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({os.cpu_count()} cores)"
+
+
+def environment(device: bool = True) -> dict:
+    """Device, library versions and git commit, recorded with every result. Read when a run
+    starts, so the commit recorded is the code that ran (``git_dirty``: tracked files had changes)."""
+    env = {"device": device_name()} if device else {}
+    env.update({name.replace("_python", ""): _version(name.replace("_", "-")) for name in LIBRARIES})
+    env.update(git_commit=git("rev-parse", "HEAD") or None,
+               git_dirty=bool(git("status", "--porcelain", "--untracked-files=no")))
+    return env
