@@ -567,19 +567,22 @@ def sweep(methods, seeds=3, profile="auto", jobs="auto", out_dir=None, *, model:
     print(f"sweep: {len(todo)} of {len(labels) * len(seed_list)} runs to do ({n_jobs} at a time), in {out_dir}",
           flush=True)
 
+    models = wconfig.OUTPUT_DIR / "sweeps" / out_dir.name  # trained weights stay out of results/
+
     def one(item):
         label, method, seed, settings, path = item
         if n_jobs == 1:
-            result = run(method, prof, seed, model=model, data=data,
-                         output_dir=out_dir / "models" / f"{label}-seed{seed}", **settings)
+            result = run(method, prof, seed, model=model, data=data, output_dir=models / f"{label}-seed{seed}",
+                         **settings)
             result.to_json(path)
         else:
             cmd = [sys.executable, "-m", "helpers", "q1", "--method", method, "--profile", prof, "--seed", str(seed),
-                   "--model", model, "--output-dir", str(out_dir / "models" / f"{label}-seed{seed}"), "--out", str(path)]
+                   "--model", model, "--output-dir", str(models / f"{label}-seed{seed}"), "--out", str(path)]
             cmd += ["--data", str(data)] if data else []
             for key, value in settings.items():
                 cmd += ["--set", f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"]
-            log = out_dir / f"{label}-seed{seed}.log"
+            log = models / f"{label}-seed{seed}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "w") as f:
                 proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=wconfig.PROJ_ROOT)
             if proc.returncode != 0:
