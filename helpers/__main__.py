@@ -29,14 +29,22 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    q1 = sub.add_parser("q1", help="fine-tune on MRPC with one method (P-Tuning v1/v2, LoRA, full)")
+    from .config import PROFILES
+    from .settings import help_text
+
+    q1 = sub.add_parser("q1", help="fine-tune on MRPC with one method (P-Tuning v1/v2, LoRA, full)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog=help_text(ptuning.METHODS, ptuning.COMMON, PROFILES["quick"]))
     q1.add_argument("--method", required=True, choices=list(ptuning.METHODS))
     q1.add_argument("--profile", default="auto", help="smoke, quick, full or auto (default)")
     q1.add_argument("--seed", type=int, default=42)
     q1.add_argument("--model", default="auto", help="auto, embedded, a checkpoint folder or a hub id")
     q1.add_argument("--data", default=None, help="MRPC folder (default: MRPC_DIR, data/mrpc, the hub)")
     q1.add_argument("--output-dir", default=None, help="where the trained adapter is saved")
-    q1.add_argument("--out", default=None, help="write the RunResult JSON here")
+    q1.add_argument("--out", default=None, help="write the RunResult JSON here (an existing file needs --overwrite)")
+    q1.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    q1.add_argument("--resume", action="store_true",
+                    help="continue from the last checkpoint in the run's folder (after Ctrl-C or SIGTERM)")
     q1.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
                     metavar="KEY=VALUE", help="override a setting, e.g. --set learning_rate=3e-3 (repeatable)")
     sw = sub.add_parser("sweep", help="Q1 over several methods and seeds, resumable, with mean, CI and paired tests")
@@ -84,12 +92,17 @@ def main(argv: list[str] | None = None) -> int:
         # Checked before anything heavy loads, so a typo fails at once.
         ptuning.resolve_config(args.method, args.profile, **dict(args.overrides))
         if args.out:
+            if Path(args.out).exists() and not args.overwrite and not args.resume:
+                raise ValueError(f"{args.out} exists; pass --overwrite to replace it, or another --out")
             ptuning.check_writable(Path(args.out).resolve().parent)
         result = ptuning.run(args.method, args.profile, args.seed, model=args.model, data=args.data,
-                             output_dir=args.output_dir, **dict(args.overrides))
-    except (ValueError, FileNotFoundError) as e:
+                             output_dir=args.output_dir, resume=args.resume, **dict(args.overrides))
+    except (ValueError, FileNotFoundError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except ptuning.RunInterrupted as e:
+        print(f"{e} (add --resume to the same command)", file=sys.stderr)
+        return 130
     if int(os.environ.get("RANK", "0")) == 0:
         if args.out:
             result.to_json(args.out)
@@ -111,6 +124,9 @@ def _sweep(args) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except ptuning.RunInterrupted as e:
+        print(f"{e}. The finished runs are saved: run the same sweep command again to go on.", file=sys.stderr)
+        return 130
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(result.table().to_string(index=False))
         comparisons = result.comparisons()

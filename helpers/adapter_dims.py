@@ -51,9 +51,23 @@ def reduction_factor_for(ratio: float) -> float:
     return float(1 / Fraction(ratio).limit_denominator(1000))
 
 
+# The widest bottleneck add_bottleneck_adapter builds, as a multiple of d_model (16 x 384 = 6144).
+MAX_HIDDEN_RATIO = 16
+
+
 def expected_hidden_size(d_model: int, ratio: float) -> int:
-    """What the library makes for input size ``d_model``: ``int(d_model // reduction_factor)``."""
-    return int(d_model // reduction_factor_for(ratio))
+    """``floor(ratio · d_model)``, computed exactly (with fractions, not float floor division)."""
+    return math.floor(Fraction(ratio).limit_denominator(1000) * d_model)
+
+
+def library_reduction_factor(d_model: int, ratio: float) -> float:
+    """The ``reduction_factor`` to hand the library so that its ``int(d_model // reduction_factor)``
+    equals ``expected_hidden_size``: ``1 / ratio`` where that float division lands exactly (8/3
+    gives 0.375), else ``d_model / (hidden + 0.5)``, which no rounding can push across a whole
+    number (``384 // 0.01`` is 38399.0 in floats, not 38400)."""
+    hidden = expected_hidden_size(d_model, ratio)
+    rf = reduction_factor_for(ratio)
+    return rf if int(d_model // rf) == hidden else d_model / (hidden + 0.5)
 
 
 def library_hidden_size_line() -> tuple[str, int, str]:
@@ -108,11 +122,18 @@ def add_bottleneck_adapter(model, hidden_ratio: float = 8 / 3, name: str = "q2",
     if config not in CONFIGS:
         raise ValueError(f"unknown adapter config {config!r}: choose one of {', '.join(CONFIGS)}")
     d_model = model.config.hidden_size
-    rf = reduction_factor_for(hidden_ratio)
+    if isinstance(hidden_ratio, bool) or not isinstance(hidden_ratio, (int, float)) or not hidden_ratio > 0:
+        raise ValueError(f"hidden_ratio must be a positive number, got {hidden_ratio!r}")
+    hidden = expected_hidden_size(d_model, hidden_ratio)
+    if not 1 <= hidden <= MAX_HIDDEN_RATIO * d_model:
+        raise ValueError(f"hidden_ratio {hidden_ratio:g} gives a bottleneck of {hidden} units for d_model {d_model}; "
+                         f"it must be between 1 and {MAX_HIDDEN_RATIO} x d_model = {MAX_HIDDEN_RATIO * d_model} "
+                         f"(reduction_factor between 1/{MAX_HIDDEN_RATIO} and {d_model})")
+    rf = library_reduction_factor(d_model, hidden_ratio)
     exact = Fraction(hidden_ratio).limit_denominator(1000) * d_model
     if exact.denominator != 1:
         warnings.warn(f"hidden_ratio {hidden_ratio:.4g} x d_model {d_model} = {float(exact):.2f} is not a whole "
-                      f"number; adapters will make int({d_model} // {rf}) = {int(d_model // rf)}", stacklevel=2)
+                      f"number; adapters will make int({d_model} // {rf:.6g}) = {hidden}", stacklevel=2)
     if not hasattr(model, "add_adapter") or not hasattr(model, "adapters_config"):
         adapters.init(model)  # give a plain transformers model the adapter methods
     model.add_adapter(name, config=AdapterConfig.load(config, reduction_factor=rf, **config_kwargs))
@@ -173,7 +194,7 @@ def layer_figure(info: AdapterInfo, model_config):
 
 def ratio_check(hidden_ratio: float, d_model: int) -> dict:
     """The numbers the question asks about, for one ``d_model``."""
-    rf = reduction_factor_for(hidden_ratio)
+    rf = library_reduction_factor(d_model, hidden_ratio)
     exact = Fraction(hidden_ratio).limit_denominator(1000) * d_model
-    return {"d_m": d_model, "ratio x d_m": round(float(exact), 3), "reduction_factor": rf,
+    return {"d_m": d_model, "ratio x d_m": round(float(exact), 3), "reduction_factor": round(rf, 6),
             "library makes": int(d_model // rf), "floor(ratio x d_m)": math.floor(exact)}

@@ -66,6 +66,7 @@ def train_steps(trainer, steps: int, callbacks=()) -> None:
         trainer.add_callback(cb)
     trainer.args.max_steps = steps
     trainer.args.eval_strategy = IntervalStrategy.NO
+    trainer.args.save_strategy = IntervalStrategy.NO  # no checkpoints inside a timing
     try:
         trainer.train()
     finally:

@@ -108,24 +108,58 @@ def _check_record(rec: dict, where: str) -> dict:
     return {"text1": rec["text1"], "text2": rec["text2"], "label": int(label)}
 
 
+def _open_lines(path: Path, encoding: str = "utf-8"):
+    """``(line number, text)`` of a file, decoded line by line (streaming: a long line is read
+    whole, nothing more). An unreadable file or a line that is not valid text raises ValueError
+    with the file, the line and what to do."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e.strerror}); check that it exists and that you may read it "
+                         f"(ls -l {path})") from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                text = raw.decode(encoding)
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}, line {lineno}: not valid UTF-8 (byte {raw[e.start]:#04x} at column "
+                                 f"{e.start + 1}); save the file as UTF-8 or fix that line") from None
+            if lineno == 1 and text.startswith("\ufeff"):
+                text = text[1:]  # a byte-order mark
+            yield lineno, text
+
+
+def _check_idx(value, where: str, seen: dict) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        else:
+            raise ValueError(f"{where}: field 'idx' must be a whole number, got {value!r}; "
+                             "fix it or remove the field (rows are then numbered in file order)")
+    if value in seen:
+        raise ValueError(f"{where}: idx {value} repeats line {seen[value]} of the same split; "
+                         "each pair of a split needs its own idx")
+    return value
+
+
 def read_jsonl(path: Path) -> list[dict]:
     """Records of one JSON Lines split, checked; ``idx`` is kept when present."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); "
-                                 "fix or remove that line") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{where}: expected a JSON object, got {type(rec).__name__}")
-            row = _check_record(rec, where)
-            row["idx"] = int(rec.get("idx", len(rows)))
-            rows.append(row)
+    rows, seen = [], {}
+    for lineno, line in _open_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}, line {lineno}"
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); "
+                             "fix or remove that line") from None
+        if not isinstance(rec, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+        row = _check_record(rec, where)
+        row["idx"] = _check_idx(rec["idx"], where, seen) if "idx" in rec else len(rows)
+        seen[row["idx"]] = lineno
+        rows.append(row)
     if not rows:
         raise ValueError(f"{path}: the split is empty (no records)")
     return rows
@@ -135,24 +169,25 @@ def read_glue_tsv(path: Path) -> list[dict]:
     """Records of one of GLUE's MRPC files (Quality, #1 ID, #2 ID, #1 String, #2 String)."""
     rows = []
     # The corpus has stray quote characters, so split on tabs rather than parse as CSV.
-    with open(path, encoding="utf-8-sig") as f:
-        header = f.readline().rstrip("\r\n").split("\t")
-        if header != GLUE_HEADER:
-            raise ValueError(f"{path}, line 1: expected the header {GLUE_HEADER}, got {header}")
-        for lineno, line in enumerate(f, 2):
-            if not line.strip():
-                continue
-            cols = line.rstrip("\r\n").split("\t")
-            where = f"{path}, line {lineno}"
-            if len(cols) != 5:
-                raise ValueError(f"{where}: expected 5 tab-separated fields, got {len(cols)}")
-            try:
-                label = int(cols[0])
-            except ValueError:
-                raise ValueError(f"{where}: field 'Quality' must be 0 or 1, got {cols[0]!r}") from None
-            row = _check_record({"text1": cols[3], "text2": cols[4], "label": label}, where)
-            row["idx"] = len(rows)
-            rows.append(row)
+    for lineno, line in _open_lines(path):
+        if lineno == 1:
+            header = line.rstrip("\r\n").split("\t")
+            if header != GLUE_HEADER:
+                raise ValueError(f"{path}, line 1: expected the header {GLUE_HEADER}, got {header}")
+            continue
+        if not line.strip():
+            continue
+        cols = line.rstrip("\r\n").split("\t")
+        where = f"{path}, line {lineno}"
+        if len(cols) != 5:
+            raise ValueError(f"{where}: expected 5 tab-separated fields, got {len(cols)}")
+        try:
+            label = int(cols[0])
+        except ValueError:
+            raise ValueError(f"{where}: field 'Quality' must be 0 or 1, got {cols[0]!r}") from None
+        row = _check_record({"text1": cols[3], "text2": cols[4], "label": label}, where)
+        row["idx"] = len(rows)
+        rows.append(row)
     if not rows:
         raise ValueError(f"{path}: the split is empty (no records)")
     return rows

@@ -7,13 +7,18 @@ split is scored once, at the end, with that model.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +28,8 @@ from .data import load_mrpc
 from .models import ModelChoice, load_classifier, load_tokenizer, resolve_model
 from .results import RunResult, Sweep, eval_records, load_results, results_table  # noqa: F401 (public names)
 from .runinfo import PRECISIONS, check_precision, check_writable, cpu_has_bf16, environment  # noqa: F401
-from .runinfo import resolve_precision  # noqa: F401
+from .runinfo import folder_lock, resolve_precision  # noqa: F401
+from .settings import RunSettings
 
 # Defaults per method. Learning rates come from ../shared/BASELINES.md and the runs recorded
 # in results/; see the Q1 notebook for what was tried.
@@ -55,14 +61,12 @@ COMMON: dict = dict(
     head_learning_rate=None,  # the classifier's own learning rate (default: learning_rate)
     precision="auto",  # see PRECISIONS
 )
-POSITIVE = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "per_device_eval_batch_size",
-            "max_length", "logging_steps", "head_learning_rate", "num_virtual_tokens", "encoder_hidden_size", "r",
-            "reduction_factor")
 
 
 def resolve_config(method: str, profile="auto", **overrides) -> dict:
-    """The complete configuration of a run: method defaults, then the profile, then overrides.
-    Raises ValueError naming what is wrong and what is allowed."""
+    """The complete configuration of a run: method defaults, then the profile, then overrides,
+    checked field by field (``helpers.settings.RunSettings``). Raises ValueError naming what is
+    wrong and what is allowed, before anything loads."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     prof = wconfig.get_profile(profile)
@@ -71,19 +75,14 @@ def resolve_config(method: str, profile="auto", **overrides) -> dict:
     if unknown:
         raise ValueError(f"method {method!r} does not take {', '.join(unknown)}; "
                          f"it takes: {', '.join(sorted(allowed))}")
-    cfg = {k: v for k, v in COMMON.items()}
+    cfg = dict(COMMON)
     for key in COMMON:  # the profile fills the settings it has (epochs, batch sizes, limits, ...)
         if hasattr(prof, key):
             cfg[key] = getattr(prof, key)
     cfg.update(METHODS[method])
     cfg.update({k: v for k, v in overrides.items() if v is not None})
-    for key in POSITIVE:
-        if key in cfg and cfg[key] is not None and not (isinstance(cfg[key], (int, float)) and not isinstance(cfg[key], bool)
-                               and cfg[key] > 0):
-            raise ValueError(f"{key} must be a positive number, got {cfg[key]!r}")
-    check_precision(cfg["precision"])
-    cfg.update(method=method, profile=prof.name)
-    return cfg
+    settings = RunSettings(method=method, profile=prof.name, **cfg)
+    return {k: v for k, v in settings.to_dict().items() if k in cfg or k in ("method", "profile")}
 
 
 def peft_config(method: str, profile="smoke", **overrides):
@@ -223,15 +222,34 @@ def make_optimizer(model, cfg: dict, num_training_steps: int):
     return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, num_training_steps)
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT (Ctrl-C, a notebook's interrupt) or SIGTERM after saving a checkpoint;
+    ``run(..., resume=True)`` continues it. ``str()`` says how."""
+
+    def __init__(self, message: str, checkpoint: str):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+BEST_FILE, STATE_FILE = "workbook_best.safetensors", "workbook_state.json"
+# Every trainable tensor as it trains. peft saves prompt-learning adapters as the encoder's output,
+# which cannot be trained on from (shape [20, 4608] against the encoder's [20, 384] for v2), so a
+# resume loads this file instead of the Trainer's adapter checkpoint.
+TRAINABLE_FILE = "workbook_trainable.safetensors"
+
+
 def keep_best(metric: str = "eval_accuracy"):
     """A TrainerCallback that keeps, in memory, the trainable weights of the epoch with the best
-    validation ``metric`` and puts them back when training ends. (The Trainer's own
-    ``load_best_model_at_end`` fails for peft's prompt-learning methods, and would write a
-    checkpoint every epoch.)"""
+    validation ``metric`` and puts them back when training ends. It writes them into every
+    checkpoint, so a resumed run ends with the same model. (The Trainer's own
+    ``load_best_model_at_end`` fails for peft's prompt-learning methods.)
+    It also stops the run cleanly when ``stop`` is set (by a signal): at the end of the step, with a
+    checkpoint and without the epoch-end evaluation of a half-trained epoch."""
     from transformers import TrainerCallback
 
     class KeepBest(TrainerCallback):
-        best, state = None, None
+        def __init__(self):
+            self.best, self.state, self.stop, self.seconds_before = None, None, None, 0.0
 
         def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
             score = (metrics or {}).get(metric)
@@ -240,13 +258,101 @@ def keep_best(metric: str = "eval_accuracy"):
                 self.state = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters()
                               if p.requires_grad}
 
+        def on_step_end(self, args, state, control, **kw):
+            if self.stop:
+                control.should_save = control.should_training_stop = True
+            return control
+
+        def on_epoch_end(self, args, state, control, **kw):
+            if self.stop:  # the epoch was cut short: neither evaluate it nor save it again
+                control.should_evaluate = control.should_save = False
+            return control
+
+        def on_save(self, args, state, control, model=None, **kw):
+            if state.is_world_process_zero:
+                self.save(Path(args.output_dir) / f"checkpoint-{state.global_step}", model)
+
         def on_train_end(self, args, state, control, model=None, **kw):
-            if self.state is not None:
+            if self.state is not None and not self.stop:
                 params = dict(model.named_parameters())
                 for name, saved in self.state.items():
                     params[name].data.copy_(saved)
 
+        def save(self, folder: Path, model=None) -> None:
+            from safetensors.torch import save_file
+
+            folder.mkdir(parents=True, exist_ok=True)
+            if model is not None:
+                save_file({n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters() if p.requires_grad},
+                          str(folder / TRAINABLE_FILE))
+            if self.state is not None:
+                save_file({k: v.contiguous() for k, v in self.state.items()}, str(folder / BEST_FILE))
+            elapsed = self.seconds_before + (time.perf_counter() - self.started if hasattr(self, "started") else 0)
+            (folder / STATE_FILE).write_text(json.dumps({"best": self.best, "train_seconds": elapsed}))
+
+        def load(self, folder: Path) -> None:
+            from safetensors.torch import load_file
+
+            saved = json.loads((folder / STATE_FILE).read_text()) if (folder / STATE_FILE).is_file() else {}
+            self.best, self.seconds_before = saved.get("best"), saved.get("train_seconds", 0.0)
+            self.state = load_file(str(folder / BEST_FILE)) if (folder / BEST_FILE).is_file() else None
+
     return KeepBest()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(keeper):
+    """While training: the first SIGINT or SIGTERM asks ``keeper`` to stop after the current step
+    (with a checkpoint); a second one stops at once. Only in the main thread, where signals land."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if keeper.stop:
+            raise KeyboardInterrupt
+        keeper.stop = signal.Signals(signum).name
+        print(f"\n{keeper.stop}: stopping after this step and saving a checkpoint (again: stop at once)",
+              file=sys.stderr, flush=True)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def trainer_class():
+    """The Trainer with one change: under ``group_by_length`` each epoch's batch order is drawn
+    from its own generator, seeded with ``data_seed + epoch``, not from the global random state.
+    An epoch's order then does not depend on what ran before it, so a run resumed in the middle
+    of an epoch skips exactly the batches the interrupted run trained on."""
+    import torch
+    from transformers import Trainer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class EpochSeededSampler(LengthGroupedSampler):
+        def __init__(self, batch_size, lengths, seed: int):
+            super().__init__(batch_size, lengths=lengths)
+            self.seed, self.epoch = seed, 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = int(epoch)
+
+        def __iter__(self):
+            self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            return super().__iter__()
+
+    class WorkbookTrainer(Trainer):
+        def _get_train_sampler(self, train_dataset=None):
+            sampler = super()._get_train_sampler(train_dataset)
+            if type(sampler) is LengthGroupedSampler:
+                seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+                return EpochSeededSampler(sampler.batch_size, sampler.lengths, seed)
+            return sampler
+
+    return WorkbookTrainer
 
 
 @dataclasses.dataclass
@@ -263,6 +369,7 @@ class Prepared:
     total: int
     out: Path
     test_idx: list[int] = dataclasses.field(default_factory=list)
+    keeper: object = None  # the keep_best callback: best weights, stop flag, checkpoint state
 
 
 def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto", data=None,
@@ -270,7 +377,7 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
     """Everything ``run`` does before ``trainer.train()``: configuration, data, model, Trainer.
     The benchmarks time this same set-up."""
     import torch
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+    from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 
     cfg = resolve_config(method, profile, **overrides)
     out = Path(output_dir) if output_dir else default_output_dir(method, cfg["profile"], seed, **overrides)
@@ -290,7 +397,8 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
         output_dir=str(out), seed=seed, data_seed=seed,
         num_train_epochs=cfg["num_train_epochs"], per_device_train_batch_size=cfg["per_device_train_batch_size"],
         per_device_eval_batch_size=cfg["per_device_eval_batch_size"], learning_rate=cfg["learning_rate"],
-        weight_decay=cfg["weight_decay"], eval_strategy="epoch", save_strategy="no", logging_strategy="steps",
+        weight_decay=cfg["weight_decay"], eval_strategy="epoch", logging_strategy="steps",
+        save_strategy="epoch", save_total_limit=1,  # the last epoch's checkpoint, to resume from
         logging_steps=cfg["logging_steps"], report_to=[],
         group_by_length=True,  # batches of similar length: dynamic padding then pads little
         bf16=precision == "bf16", fp16=precision == "fp16", dataloader_num_workers=0, disable_tqdm=False, use_cpu=not cuda,
@@ -299,13 +407,13 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
     steps_per_epoch = math.ceil(len(splits["train"]) / (args.per_device_train_batch_size * args.world_size
                                                          * args.gradient_accumulation_steps))
     num_steps = math.ceil(steps_per_epoch * cfg["num_train_epochs"])
-    trainer = Trainer(model=net, args=args, train_dataset=splits["train"], eval_dataset=splits["validation"],
+    trainer = trainer_class()(model=net, args=args, train_dataset=splits["train"], eval_dataset=splits["validation"],
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
-                      optimizers=make_optimizer(net, cfg, num_steps), callbacks=[keep_best(), *callbacks])
+                      optimizers=make_optimizer(net, cfg, num_steps), callbacks=[keeper := keep_best(), *callbacks])
     cfg.update(seed=seed, num_training_steps=num_steps, precision_used=precision,
                data=dict(rows={k: len(v) for k, v in splits.items()}),
                environment=environment())  # read at the start: the code that trains is the commit recorded
-    return Prepared(trainer, splits, tokenizer, choice, cfg, trainable, total, out, test_idx)
+    return Prepared(trainer, splits, tokenizer, choice, cfg, trainable, total, out, test_idx, keeper)
 
 
 def settings_key(method: str, profile: str, **overrides) -> str:
@@ -327,16 +435,50 @@ def default_output_dir(method: str, profile: str, seed: int, **overrides) -> Pat
 
 
 def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", data=None,
-        output_dir=None, callbacks=(), **overrides) -> RunResult:
+        output_dir=None, callbacks=(), resume: bool = False, **overrides) -> RunResult:
     """Fine-tune with ``method`` (see ``METHODS``) and return a ``RunResult``. ``model`` is a
     ``resolve_model`` spec, ``data`` a ``load_mrpc`` source; ``overrides`` change the method's or
-    the profile's settings (``learning_rate=3e-3``, ``num_train_epochs=5``, ...)."""
-    p = prepare(method, profile, seed, model=model, data=data, output_dir=output_dir, callbacks=callbacks,
-                **overrides)
-    trainer = p.trainer
-    start = time.perf_counter()
-    trainer.train()
-    train_seconds = time.perf_counter() - start
+    the profile's settings (``learning_rate=3e-3``, ``num_train_epochs=5``, ...).
+
+    A checkpoint is saved every epoch in the run's folder (the last one kept). Ctrl-C or SIGTERM
+    stops after the current step with a checkpoint and raises ``RunInterrupted``; the same call
+    with ``resume=True`` continues from the last checkpoint. The folder is locked while the run
+    trains: a second run on it fails at once."""
+    resolve_config(method, profile, **overrides)  # a bad setting fails before the lock and the loading
+    out = Path(output_dir) if output_dir else default_output_dir(method, profile, seed, **overrides)
+    check_writable(out)
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: rank 0 holds the lock for the job
+        return _run_locked(method, profile, seed, model, data, out, callbacks, resume, overrides)
+    with folder_lock(out):
+        return _run_locked(method, profile, seed, model, data, out, callbacks, resume, overrides)
+
+
+def _run_locked(method, profile, seed, model, data, out, callbacks, resume, overrides) -> RunResult:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if resume and last is None:
+        print(f"resume: no checkpoint in {out}; starting from the beginning", flush=True)
+    if not resume and last is not None:  # a fresh run: an old checkpoint must not be mixed in
+        if int(os.environ.get("RANK", "0")) == 0:
+            for old in out.glob("checkpoint-*"):
+                shutil.rmtree(old, ignore_errors=True)
+        last = None
+    p = prepare(method, profile, seed, model=model, data=data, output_dir=out, callbacks=callbacks, **overrides)
+    trainer, keeper = p.trainer, p.keeper
+    if last is not None:
+        keeper.load(Path(last))
+        trainer._load_from_checkpoint = functools.partial(_load_trainable, trainer.model)
+        print(f"resume: continuing from {last}", flush=True)
+    keeper.started = time.perf_counter()
+    with _stop_on_signals(keeper):
+        trainer.train(resume_from_checkpoint=last)
+    train_seconds = keeper.seconds_before + time.perf_counter() - keeper.started
+    if keeper.stop:
+        checkpoint = get_last_checkpoint(str(out))
+        raise RunInterrupted(f"{keeper.stop}: run stopped at step {trainer.state.global_step} of "
+                             f"{trainer.state.max_steps}; checkpoint in {checkpoint}. To continue: the same call "
+                             "with resume=True (python -m helpers q1 ... --resume)", checkpoint)
     test_out = trainer.predict(p.splits["test"], metric_key_prefix="test")
     test = test_out.metrics
 
@@ -346,7 +488,7 @@ def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", dat
         best={k: best[k] for k in ("epoch", "eval_accuracy", "eval_f1", "eval_loss")},
         test={"accuracy": test["test_accuracy"], "f1": test["test_f1"], "loss": test["test_loss"]},
         trainable_params=p.trainable, total_params=p.total, train_seconds=round(train_seconds, 2),
-        model=p.choice.to_dict(), output_dir=str(p.out), config=p.cfg,
+        model=p.choice.to_dict(), output_dir=str(p.out), config={**p.cfg, "resumed": last is not None},
         predictions=test_predictions(p.test_idx, test_out.label_ids, test_out.predictions),
     )
     if trainer.is_world_process_zero():
@@ -354,6 +496,25 @@ def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", dat
         p.tokenizer.save_pretrained(str(p.out))
         result.to_json(p.out / "run.json")
     return result
+
+
+def _load_trainable(model, checkpoint: str, *args, **kwargs) -> None:
+    """Put a checkpoint's trainable tensors (``TRAINABLE_FILE``) back into ``model``; used in place
+    of the Trainer's ``_load_from_checkpoint`` on resume (optimizer, schedule, RNG and the
+    Trainer's state are still restored by the Trainer)."""
+    from safetensors.torch import load_file
+
+    path = Path(checkpoint) / TRAINABLE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{checkpoint} has no {TRAINABLE_FILE}: it was not written by helpers.ptuning.run; "
+                                "run again without resume=True")
+    saved, params = load_file(str(path)), dict(model.named_parameters())
+    missing = sorted(set(saved) ^ {n for n, p in params.items() if p.requires_grad})
+    if missing:
+        raise ValueError(f"{checkpoint} was saved from a different model ({', '.join(missing[:3])} ...): "
+                         "resume only with the same method and settings")
+    for name, tensor in saved.items():
+        params[name].data.copy_(tensor)
 
 
 def test_predictions(idx, labels, logits) -> dict:
@@ -380,10 +541,15 @@ def save_trained(net, method: str, out: Path) -> None:
 
 def load_trained(output_dir):
     """Reload a model saved by ``run`` (base model plus adapter), ready for inference."""
+    if output_dir is None or not isinstance(output_dir, (str, os.PathLike)):
+        raise TypeError(f"output_dir must be a run's folder (a path), got {type(output_dir).__name__}")
     out = Path(output_dir)
     if not (out / "run.json").is_file():
         raise FileNotFoundError(f"{out} has no run.json: it is not a folder written by helpers.ptuning.run")
     result = RunResult.from_json(out / "run.json")
+    if result.method not in METHODS:
+        raise ValueError(f"{out} holds a {result.method!r} run, which this workbook cannot load; "
+                         f"it loads {', '.join(METHODS)}")
     cfg = result.config
     if result.method == "full":
         from transformers import AutoModelForSequenceClassification
@@ -415,17 +581,35 @@ def predict(output_dir, text1, text2) -> dict | list[dict]:
 
     from .data import LABEL_NAMES
 
-    net, tokenizer, result = load_trained(output_dir)
     single = isinstance(text1, str)
-    t1, t2 = ([text1], [text2]) if single else (list(text1), list(text2))
-    batch = tokenizer(t1, t2, truncation=True, max_length=result.config["max_length"], padding=True,
-                      return_tensors="pt")
+    if single != isinstance(text2, str):
+        raise TypeError("predict takes two strings, or two lists of strings of the same length; "
+                        f"got {type(text1).__name__} and {type(text2).__name__}")
+    t1, t2 = ([text1], [text2]) if single else (_strings(text1, "text1"), _strings(text2, "text2"))
+    if len(t1) != len(t2):
+        raise ValueError(f"text1 has {len(t1)} texts and text2 {len(t2)}: they must pair up one to one")
+    if not t1:
+        return []
+    net, tokenizer, result = load_trained(output_dir)
+    max_length = result.config["max_length"]
+    batch = tokenizer([clip_text(t, max_length) for t in t1], [clip_text(t, max_length) for t in t2],
+                      truncation=True, max_length=max_length, padding=True, return_tensors="pt")
     bf16 = result.config.get("precision_used") == "bf16"  # score as the run scored its test split
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         probs = net(**batch).logits.float().softmax(-1)
     out = [{"label": int(p.argmax()), "label_text": LABEL_NAMES[int(p.argmax())], "probability": float(p.max())}
            for p in probs]
     return out[0] if single else out
+
+
+def _strings(texts, name: str) -> list[str]:
+    if texts is None or isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
+        raise TypeError(f"{name} must be a string or a list of strings, got {type(texts).__name__}")
+    out = list(texts)
+    bad = next((i for i, t in enumerate(out) if not isinstance(t, str)), None)
+    if bad is not None:
+        raise TypeError(f"{name}[{bad}] is a {type(out[bad]).__name__}, not a string")
+    return out
 
 
 def anatomy(method: str, choice: ModelChoice | None = None, **overrides) -> dict:
@@ -573,11 +757,12 @@ def sweep(methods, seeds=3, profile="auto", jobs="auto", out_dir=None, *, model:
         label, method, seed, settings, path = item
         if n_jobs == 1:
             result = run(method, prof, seed, model=model, data=data, output_dir=models / f"{label}-seed{seed}",
-                         **settings)
+                         resume=True, **settings)  # an interrupted run goes on from its checkpoint
             result.to_json(path)
         else:
             cmd = [sys.executable, "-m", "helpers", "q1", "--method", method, "--profile", prof, "--seed", str(seed),
-                   "--model", model, "--output-dir", str(models / f"{label}-seed{seed}"), "--out", str(path)]
+                   "--model", model, "--output-dir", str(models / f"{label}-seed{seed}"), "--out", str(path),
+                   "--resume"]
             cmd += ["--data", str(data)] if data else []
             for key, value in settings.items():
                 cmd += ["--set", f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"]

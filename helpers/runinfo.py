@@ -6,9 +6,13 @@ all record their runs through these functions.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.metadata
 import os
+import socket
 import subprocess
+import time
 import warnings
 from pathlib import Path
 
@@ -102,3 +106,30 @@ def environment(device: bool = True) -> dict:
     env.update(git_commit=git("rev-parse", "HEAD") or None,
                git_dirty=bool(git("status", "--porcelain", "--untracked-files=no")))
     return env
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike):
+    """Hold an exclusive lock on ``folder`` (its ``.lock`` file names the holder) while the block
+    runs. A second holder fails at once with ValueError naming the process that has it. The lock
+    goes with the process, so a crash never leaves a stale one."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+        os.close(fd)
+        raise ValueError(f"output folder {folder} is in use by {holder}; wait for it to finish, "
+                         "or pass another output_dir (--output-dir)") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}, since {time.strftime('%H:%M:%S')}\n"
+                  .encode(), 0)
+        yield path
+    finally:
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

@@ -316,20 +316,24 @@ def append_record(record: dict, path: str | os.PathLike | None = None) -> Path:
 
 
 def read_records(path: str | os.PathLike | None = None) -> list[dict]:
-    """All whole records. A line that is not JSON (a torn line from a crash) is skipped with a
-    warning that names the file and line."""
+    """All whole records, decoded line by line. A line that is not UTF-8 or not a JSON object (a
+    torn line from a crash) is skipped with a warning naming the file and line; the rest are read."""
     path = Path(path) if path else records_path()
     if not path.is_file():
         return []
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
+                rec = json.loads(raw.decode("utf-8"))
+                if not isinstance(rec, dict):
+                    raise ValueError("not an object")
+            except (UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError
                 warnings.warn(f"{path}, line {lineno}: not a whole record (torn by a crash?); skipped", stacklevel=2)
+                continue
+            out.append(rec)
     return out
 
 

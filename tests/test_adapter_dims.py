@@ -100,3 +100,28 @@ def test_layer_figure_labels_real_sizes():
     fig = adapter_dims.layer_figure(info, model.config)
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert "312 -> 832" in texts and "hidden = 832" in fig._suptitle.get_text()
+
+
+@pytest.mark.parametrize("ratio, d_model", [(100, 384), (8 / 3, 384), (8 / 3, 100), (1 / 3, 312), (7, 768)])
+def test_sizes_are_exact_not_float_floor_division(ratio, d_model):
+    from fractions import Fraction
+
+    expected = math.floor(Fraction(ratio).limit_denominator(1000) * d_model)  # 384 // 0.01 is 38399.0 in floats
+    assert adapter_dims.expected_hidden_size(d_model, ratio) == expected
+    rf = adapter_dims.library_reduction_factor(d_model, ratio)
+    assert int(d_model // rf) == expected  # what the library will compute from it
+
+
+def test_ratio_100_builds_38400():
+    model = tiny_bert(384, layers=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 100 x 384 is whole: no warning
+        assert adapter_dims.add_bottleneck_adapter(model, 16).hidden_size == 16 * 384
+
+
+@pytest.mark.parametrize("ratio, message", [(1 / 1000, "gives a bottleneck of 0 units"),
+                                            (100, "gives a bottleneck of 38400 units"),
+                                            (-1, "must be a positive number"), ("3", "must be a positive number")])
+def test_out_of_bounds_sizes_fail_up_front(ratio, message):
+    with pytest.raises(ValueError, match=message):
+        adapter_dims.add_bottleneck_adapter(tiny_bert(384, layers=1), ratio)

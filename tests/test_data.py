@@ -114,3 +114,44 @@ def test_majority_accuracy(mrpc_dir):
     # the README's figures: 0.6838 on validation, 0.6649 on test
     assert round(data.majority_accuracy(dsd["validation"]), 4) == 0.6838
     assert round(data.majority_accuracy(dsd["test"]), 4) == 0.6649
+
+
+@pytest.mark.parametrize("line, message", [
+    ({"text1": "a .", "text2": "b .", "label": 1, "idx": "abc"}, r"line 2: field 'idx' must be a whole number, got 'abc'"),
+    ({"text1": "a .", "text2": "b .", "label": 1, "idx": None}, r"line 2: field 'idx' must be a whole number, got None"),
+    ({"text1": "a .", "text2": "b .", "label": 1, "idx": 0}, r"line 2: idx 0 repeats line 1 of the same split"),
+])
+def test_bad_idx_names_file_and_line(tmp_path, line, message):
+    folder = make_jsonl_folder(tmp_path / "m")
+    write_jsonl(folder / "train.jsonl", [{"text1": "x .", "text2": "y .", "label": 0, "idx": 0}, line])
+    with pytest.raises(ValueError, match=message):
+        data.load_mrpc(folder, verbose=False)
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path):
+    folder = make_jsonl_folder(tmp_path / "m")
+    good = '{"text1": "caf\u00e9 .", "text2": "b .", "label": 1, "idx": 0}\n'.encode()
+    (folder / "validation.jsonl").write_bytes(good + b'{"text1": "caf\xc3", "text2": "b .", "label": 1, "idx": 1}\n')
+    with pytest.raises(ValueError, match=r"validation.jsonl, line 2: not valid UTF-8 \(byte 0xc3 at column 15\)"):
+        data.load_mrpc(folder, verbose=False)
+
+
+def test_unreadable_file_names_it(tmp_path, monkeypatch):
+    folder = make_jsonl_folder(tmp_path / "m")
+    real_open = open
+
+    def deny(path, *args, **kwargs):  # tests run as root, who may read any file: refuse as the OS would
+        if str(path).endswith("test.jsonl"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(data, "open", deny, raising=False)
+    with pytest.raises(ValueError, match=r"test.jsonl: cannot be read \(Permission denied\); check that it exists"):
+        data.load_mrpc(folder, verbose=False)
+
+
+def test_a_25_mb_line_still_loads(tmp_path):
+    folder = make_jsonl_folder(tmp_path / "m")
+    long = "word " * 5_000_000
+    write_jsonl(folder / "train.jsonl", [{"text1": long, "text2": "b .", "label": 1, "idx": 0}])
+    assert len(data.read_jsonl(folder / "train.jsonl")[0]["text1"]) == len(long)

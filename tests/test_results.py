@@ -1,0 +1,83 @@
+"""Results I/O and tables: atomic writes that never collide, committed files still read, sweeps."""
+import json
+import multiprocessing
+
+import numpy as np
+import pytest
+
+from helpers import config, results
+
+
+def _write_many(args):
+    path, n = args
+    for i in range(n):
+        results.save_json({"writer": i, "data": list(range(200))}, path)
+
+
+def test_concurrent_writers_never_collide_and_readers_never_see_half_a_file(tmp_path):
+    path = tmp_path / "r.json"
+    results.save_json({"writer": -1, "data": []}, path)
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        pending = pool.map_async(_write_many, [(path, 40)] * 4)
+        while not pending.ready():
+            assert "writer" in json.loads(path.read_text())  # whole, every time
+        pending.get()  # no FileNotFoundError in any writer
+    assert not list(tmp_path.glob(".r.json.*"))  # no temporary file left behind
+
+
+def test_committed_results_still_read():
+    runs = results.load_results("q1_*.json")
+    if not runs:
+        pytest.skip("no committed results")
+    for r in runs.values():
+        assert r.test["accuracy"] > 0 and r.evals()
+
+
+def _fake(method, seed, correct):
+    preds = {"idx": list(range(len(correct))), "label": [1] * len(correct), "pred": [int(c) for c in correct],
+             "prob": [0.9 if c else 0.1 for c in correct]}
+    acc = float(np.mean(correct))
+    return results.RunResult(
+        method=method, history=[{"eval_accuracy": acc - 0.01, "eval_f1": 0.8, "eval_loss": 0.5, "epoch": 1.0},
+                                {"eval_accuracy": acc, "eval_f1": 0.8, "eval_loss": 0.5, "epoch": 2.0}],
+        best={"epoch": 2.0, "eval_accuracy": acc, "eval_f1": 0.8, "eval_loss": 0.5},
+        test={"accuracy": acc, "f1": 0.8, "loss": 0.5}, trainable_params=10, total_params=100, train_seconds=1.0,
+        model={"name": "m"}, output_dir="", config={"seed": seed}, predictions=preds)
+
+
+def test_sweep_table_comparisons_figure_and_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    base = [rng.random(200) < 0.7 for _ in range(3)]
+    sw = results.Sweep({"v2": [_fake("v2", s, base[s] | (rng.random(200) < 0.2)) for s in range(3)],
+                        "v1": [_fake("v1", s, base[s]) for s in range(3)]})
+    table = sw.table().set_index("method")
+    assert table.loc["v2", "n"] == 3 and table.loc["v2", "test acc mean"] > table.loc["v1", "test acc mean"]
+    low, high = table.loc["v1", "test acc CI"]
+    assert low < table.loc["v1", "test acc mean"] < high
+    comp = sw.comparisons()
+    assert list(comp["b"]) == ["v1"] and comp.loc[0, "acc diff (a - b)"] > 0
+    assert comp.loc[0, "diff CI"][0] > 0 and comp.loc[0, "seeds with p < 0.05"] >= 2
+    sw.figure(majority=0.68)
+    files = {}
+    for label, runs in sw.runs.items():
+        files[label] = [str(r.to_json(tmp_path / f"{label}-{r.seed}.json") and tmp_path / f"{label}-{r.seed}.json")
+                        for r in runs]
+    sw.files = files
+    sw.to_json(tmp_path / "summary.json")
+    back = results.Sweep.from_json(tmp_path / "summary.json")
+    assert back.table().equals(sw.table())
+
+
+def test_learned_table_and_compare_runs():
+    runs = {p.stem: r for p, r in results.load_results().items()}
+    if "q1_quick4_v2_lr1e-3" not in runs:
+        pytest.skip("the committed exploration runs are not in results/")
+    table = results.learned_table(runs, 0.6838235294117647).set_index("run")
+    assert table.loc["q1_quick4_v2_lr1e-3", "verdict"] == "collapsed"
+    assert table.loc["q1_quick4_v2_head1e-2", "verdict"] == "learned"
+    comp = results.compare_runs(runs, {"x": ("q1_v2", "q1_v1"), "missing": ("q1_v2", "nope")})
+    assert comp.loc[0, "a test"] == round(runs["q1_v2"].test["accuracy"], 4) and np.isnan(comp.loc[1, "a test"])
+
+
+def test_results_dir_is_the_repository_folder():
+    assert config.RESULTS_DIR.name == "results" and config.RESULTS_DIR.parent == config.PROJ_ROOT

@@ -1,0 +1,157 @@
+"""Runs that survive: checkpoints, Ctrl-C / SIGTERM, resume, locks, keyed folders, long inputs."""
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import config, ptuning
+
+pytestmark = pytest.mark.slow
+KW = dict(profile="smoke", seed=0, num_train_epochs=3)
+
+
+def _interrupt_at(step):
+    from transformers import TrainerCallback
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == step:
+                os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C (or a notebook's interrupt) sends
+
+    return Interrupt()
+
+
+def _evals(result):
+    return [(e["epoch"], round(e["eval_accuracy"], 6), round(e["eval_loss"], 5)) for e in result.evals()]
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(mrpc_dir, tmp_path):
+    whole = ptuning.run("v2", data=mrpc_dir, output_dir=tmp_path / "whole", **KW)
+    with pytest.raises(ptuning.RunInterrupted, match=r"SIGINT: run stopped at step 7 of 12.*resume=True") as stop:
+        ptuning.run("v2", data=mrpc_dir, output_dir=tmp_path / "cut", callbacks=[_interrupt_at(6)], **KW)
+    assert os.path.isdir(stop.value.checkpoint) and not (tmp_path / "cut" / "run.json").exists()
+    resumed = ptuning.run("v2", data=mrpc_dir, output_dir=tmp_path / "cut", resume=True, **KW)
+    assert resumed.config["resumed"] and not whole.config["resumed"]
+    assert _evals(resumed) == _evals(whole) and len(_evals(whole)) == 3
+    assert resumed.test == whole.test and resumed.predictions == whole.predictions
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler was put back
+
+
+def _cli(args, tmp_path, mrpc_dir):
+    env = {**os.environ, "MRPC_DIR": str(mrpc_dir), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+           "WORKBOOK_OUTPUT_DIR": str(tmp_path / "outputs")}
+    return subprocess.Popen([sys.executable, "-m", "helpers", "q1", *args], cwd=config.PROJ_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigterm_saves_and_resume_finishes(mrpc_dir, tmp_path):
+    args = ["--method", "v2-noproj", "--profile", "smoke", "--set", "num_train_epochs=12",
+            "--output-dir", str(tmp_path / "run"), "--out", str(tmp_path / "r.json")]
+    proc = _cli(args, tmp_path, mrpc_dir)
+    deadline = time.time() + 300
+    while not list((tmp_path / "run").glob("checkpoint-*")) and time.time() < deadline:
+        time.sleep(0.5)  # wait until it trains (the first epoch's checkpoint)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err and "SIGTERM: run stopped at step" in err and "--resume" in err
+    assert not (tmp_path / "r.json").exists()
+    proc = _cli([*args, "--resume"], tmp_path, mrpc_dir)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-2000:]
+    assert "resume: continuing from" in out
+    result = ptuning.RunResult.from_json(tmp_path / "r.json")
+    assert result.config["resumed"] and [e["epoch"] for e in result.evals()] == [float(e) for e in range(1, 13)]
+
+
+def test_a_second_run_on_the_same_folder_fails_at_once(mrpc_dir, tmp_path):
+    from helpers.runinfo import folder_lock
+
+    with folder_lock(tmp_path / "busy"):
+        start = time.perf_counter()
+        with pytest.raises(ValueError, match=rf"output folder .*busy is in use by process {os.getpid()}"):
+            ptuning.run("v2", data=mrpc_dir, output_dir=tmp_path / "busy", **KW)
+        assert time.perf_counter() - start < 5
+
+
+def test_default_folders_are_keyed_by_the_whole_configuration(monkeypatch, tmp_path):
+    monkeypatch.setattr(config, "OUTPUT_DIR", tmp_path)
+    plain = ptuning.default_output_dir("v2", "smoke", 0)
+    assert plain.name == "v2-smoke-seed0-default"
+    a = ptuning.default_output_dir("v2", "smoke", 0, learning_rate=3e-3)
+    b = ptuning.default_output_dir("v2", "smoke", 0, learning_rate=1e-2)
+    assert len({plain, a, b}) == 3 and a == ptuning.default_output_dir("v2", "smoke", 0, learning_rate=0.003)
+    # an override equal to the default is the default
+    assert ptuning.default_output_dir("v2", "smoke", 0, learning_rate=1e-3) == plain
+
+
+def test_cli_refuses_to_overwrite_a_result(tmp_path, capsys):
+    from helpers.__main__ import main
+
+    out = tmp_path / "r.json"
+    out.write_text("{}")
+    assert main(["q1", "--method", "v2", "--profile", "smoke", "--out", str(out)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err and out.read_text() == "{}"
+
+
+@pytest.fixture(scope="module")
+def trained(mrpc_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pred")
+    ptuning.run("v2-noproj", "smoke", 0, data=mrpc_dir, output_dir=out, num_train_epochs=1)
+    return out
+
+
+def test_predict_on_two_huge_texts_is_fast_and_small(trained):
+    huge = " ".join(["paraphrase"] * 180_000)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    out = ptuning.predict(trained, huge, huge + " again")
+    assert time.perf_counter() - start < 30 and out["label"] in (0, 1)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 1024
+
+
+def test_clip_keeps_what_truncation_keeps():
+    from transformers import AutoTokenizer
+
+    from helpers.models import resolve_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_model("embedded", verbose=False).path)
+    a, b = "The quick brown fox jumps over the lazy dog . " * 40, "A short one ."
+    full = tok(a, b, truncation=True, max_length=64)["input_ids"]
+    assert tok(ptuning.clip_text(a, 64), ptuning.clip_text(b, 64), truncation=True, max_length=64)["input_ids"] == full
+
+
+@pytest.mark.parametrize("args, error, message", [
+    (([], []), None, None),
+    ((None, None), TypeError, "text1 must be a string or a list of strings, got NoneType"),
+    (("a", ["b"]), TypeError, "two strings, or two lists"),
+    ((["a", "b"], ["c"]), ValueError, "text1 has 2 texts and text2 1"),
+    ((["a", 3], ["c", "d"]), TypeError, r"text1\[1\] is a int, not a string"),
+])
+def test_predict_checks_its_inputs(trained, args, error, message):
+    if error is None:
+        assert ptuning.predict(trained, *args) == []
+    else:
+        with pytest.raises(error, match=message):
+            ptuning.predict(trained, *args)
+
+
+def test_predict_rejects_a_folder_of_another_kind(trained, tmp_path):
+    import json
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(trained, other, ignore=shutil.ignore_patterns("checkpoint-*", ".lock"))
+    run = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps({**run, "method": "ia3"}))
+    with pytest.raises(ValueError, match="holds a 'ia3' run, which this workbook cannot load"):
+        ptuning.predict(other, "a", "b")
+    with pytest.raises(FileNotFoundError, match="has no run.json"):
+        ptuning.predict(tmp_path, "a", "b")
+    with pytest.raises(TypeError, match="must be a run's folder"):
+        ptuning.predict(None, "a", "b")

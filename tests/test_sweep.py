@@ -1,0 +1,68 @@
+"""Sweeps: methods x seeds, one file per run, resumable without retraining; bad input before training."""
+import json
+
+import pytest
+
+from helpers import ptuning
+from helpers.__main__ import main
+
+
+@pytest.mark.slow
+def test_smoke_sweep_writes_summary_and_resumes_without_retraining(mrpc_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "sweep.json"
+    args = ["sweep", "--methods", "v2-noproj,lora", "--seeds", "2", "--profile", "smoke", "--data", str(mrpc_dir),
+            "--set", "num_train_epochs=1", "--out", str(out)]
+    assert main(args) == 0
+    summary = json.loads(out.read_text())
+    assert summary["config"]["seeds"] == [0, 1] and [r["n"] for r in summary["table"]] == [2, 2]
+    files = sorted((tmp_path / "sweep").glob("*.json"))
+    assert [f.name for f in files] == ["lora-seed0.json", "lora-seed1.json", "v2-noproj-seed0.json",
+                                       "v2-noproj-seed1.json"]
+    first = ptuning.RunResult.from_json(files[0])
+    assert len(first.predictions["idx"]) == 32 and first.predictions["idx"] == sorted(first.predictions["idx"])
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+
+    def no_training(*a, **k):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(ptuning, "run", no_training)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "sweep: 0 of 4 runs to do" in capsys.readouterr().out
+    assert {f: f.stat().st_mtime_ns for f in files} == stamps
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(methods="v1,v9"), "unknown method 'v9': choose from v1, v2, .*v1-lstm"),
+    (dict(methods=""), "methods must be a non-empty"),
+    (dict(seeds=0), "a count must be at least 1"),
+    (dict(seeds="0,0"), "distinct"),
+    (dict(seeds="a,b"), "seeds must be a count"),
+    (dict(jobs=0), "jobs must be 'auto' or a whole number >= 1"),
+    (dict(jobs="many"), "jobs must be 'auto'"),
+    (dict(learning_rate=-1), "learning_rate=-1 is not allowed"),
+])
+def test_bad_sweeps_fail_before_training(kwargs, message, monkeypatch, tmp_path):
+    monkeypatch.setattr(ptuning, "run", lambda *a, **k: pytest.fail("trained"))
+    args = dict(methods="v1,v2", seeds=2, profile="smoke", jobs=1, out_dir=tmp_path) | kwargs
+    with pytest.raises(ValueError, match=message):
+        ptuning.sweep(args.pop("methods"), args.pop("seeds"), args.pop("profile"), args.pop("jobs"), **args)
+
+
+def test_a_file_with_other_settings_is_not_taken_as_done(tmp_path, monkeypatch):
+    monkeypatch.setattr(ptuning, "run", lambda *a, **k: pytest.fail("trained"))
+    committed = next(iter(ptuning.load_results("q1_v2.json").values()), None)
+    if committed is None:
+        pytest.skip("no committed q1_v2.json")
+    committed.to_json(tmp_path / "v2-seed42.json")  # full profile, 20 epochs: not what this sweep asks for
+    with pytest.raises(ValueError, match="holds a v2 run with other settings"):
+        ptuning.sweep("v2", [42], "smoke", 1, out_dir=tmp_path)
+
+
+def test_peft_config_is_the_answers_code():
+    from peft import PrefixTuningConfig, PromptEncoderConfig
+
+    v2 = ptuning.peft_config("v2")
+    assert isinstance(v2, PrefixTuningConfig) and v2.prefix_projection is True and v2.num_virtual_tokens == 20
+    assert isinstance(ptuning.peft_config("v1"), PromptEncoderConfig)
+    assert ptuning.peft_config("v1", encoder_reparameterization_type="LSTM").encoder_reparameterization_type == "LSTM"
