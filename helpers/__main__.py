@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     q3.add_argument("--profile", default="auto", help="smoke, quick, full or auto (default): stories per strategy")
     q3.add_argument("--seed", type=int, default=0)
     q3.add_argument("--backend", choices=["local", "openai"], default="local",
-                    help="local: llama-cpp-python with a GGUF file; openai: OPENAI_BASE_URL / OPENAI_MODEL / OPENAI_API_KEY")
+                    help="local: llama-cpp-python with a GGUF file; "
+                         "openai: OPENAI_BASE_URL / OPENAI_MODEL / OPENAI_API_KEY")
     q3.add_argument("--gguf", default=None, help="local backend: a GGUF file (default: the embedded SmolLM2-135M)")
     q3.add_argument("--out", default=None, help="write the comparison (rows, config) as JSON here")
     bench = sub.add_parser("bench", help="benchmarks: training throughput, time to accuracy, generation, notebooks")

@@ -170,8 +170,9 @@ def time_to_accuracy(target: float = 0.75, **overrides) -> dict:
     evals = [(h["epoch"], round(h["eval_accuracy"], 4)) for h in p.trainer.state.log_history if "eval_accuracy" in h]
     return {"time_to_val_075_s": stop.reached[0] if stop.reached else None,
             "time_to_val_075_epoch": stop.reached[1] if stop.reached else None,
-            "time_to_val_075_evals": evals, "time_to_val_075_config": {k: p.cfg[k] for k in
-                                                                       ("learning_rate", "num_train_epochs", "head_learning_rate")}}
+            "time_to_val_075_evals": evals,
+            "time_to_val_075_config": {k: p.cfg[k] for k in
+                                       ("learning_rate", "num_train_epochs", "head_learning_rate")}}
 
 
 def generation(tokens: int, hf_tokens: int, rounds: int) -> dict:
@@ -262,7 +263,8 @@ def _print(r: dict) -> None:
         *([("training, v2: workbook forced to fp32 samples/s, ratio",
             f"{sps['workbook_fp32']:.1f}, {r['train_throughput_ratio_fp32']:.2f}")] if "workbook_fp32" in sps else []),
         ("peak RSS, workbook training (MB)", f"{r['train_peak_rss_mb']:.0f}"),
-        ("timed steps a round (a mega-batch is)", f"{r['train_window']['steps']} ({r['train_window']['megabatch_steps']})"
+        ("timed steps a round (a mega-batch is)",
+         f"{r['train_window']['steps']} ({r['train_window']['megabatch_steps']})"
          + ("" if r["train_window"]["whole_megabatches"] else ": the longest batches, a lower bound for the workbook")),
         (f"val accuracy after {r['steps_each']} steps ({' / '.join(r['val_accuracy_after_steps'])})",
          " / ".join(f"{v:.4f}" for v in r["val_accuracy_after_steps"].values())),
@@ -271,7 +273,8 @@ def _print(r: dict) -> None:
         ("generation, llama-cpp tokens/s (target >= 80)", f"{r['gen_tokens_per_s']:.1f}"),
         ("generation, transformers tokens/s", f"{r['gen_tokens_per_s_transformers']:.1f}"),
         ("generation ratio", f"{r['gen_ratio_vs_transformers']:.1f}"),
-        ("load s (llama-cpp / transformers)", f"{r['gen_load_s']['llama_cpp']:.2f} / {r['gen_load_s']['transformers']:.1f}"),
+        ("load s (llama-cpp / transformers)",
+         f"{r['gen_load_s']['llama_cpp']:.2f} / {r['gen_load_s']['transformers']:.1f}"),
     ]
     for name, secs in r["notebook_seconds"].items():
         lines.append((f"notebook {name}, smoke (s)", f"{secs:.0f}"))

@@ -27,8 +27,15 @@ from . import config as wconfig
 from .data import load_mrpc
 from .models import ModelChoice, load_classifier, load_tokenizer, resolve_model
 from .results import RunResult, Sweep, eval_records, load_results, results_table  # noqa: F401 (public names)
-from .runinfo import PRECISIONS, check_precision, check_writable, cpu_has_bf16, environment  # noqa: F401
-from .runinfo import folder_lock, resolve_precision  # noqa: F401
+from .runinfo import (  # noqa: F401  # noqa: F401
+    PRECISIONS,
+    check_precision,
+    check_writable,
+    cpu_has_bf16,
+    environment,
+    folder_lock,
+    resolve_precision,
+)
 from .settings import RunSettings
 
 # Defaults per method. Learning rates come from ../shared/BASELINES.md and the runs recorded
@@ -130,7 +137,7 @@ def build_model(method: str, cfg: dict, choice: ModelChoice):
     classifier (full)."""
     model = load_classifier(choice)
     if method == "adapter":
-        from .adapter_dims import add_bottleneck_adapter
+        from .bottleneck import add_bottleneck_adapter
 
         add_bottleneck_adapter(model, hidden_ratio=1 / cfg["reduction_factor"], name=ADAPTER_NAME,
                                config=cfg["adapter_config"])
@@ -283,8 +290,9 @@ def keep_best(metric: str = "eval_accuracy"):
 
             folder.mkdir(parents=True, exist_ok=True)
             if model is not None:
-                save_file({n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters() if p.requires_grad},
-                          str(folder / TRAINABLE_FILE))
+                trainable = {n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters()
+                             if p.requires_grad}
+                save_file(trainable, str(folder / TRAINABLE_FILE))
             if self.state is not None:
                 save_file({k: v.contiguous() for k, v in self.state.items()}, str(folder / BEST_FILE))
             elapsed = self.seconds_before + (time.perf_counter() - self.started if hasattr(self, "started") else 0)
@@ -401,7 +409,8 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
         save_strategy="epoch", save_total_limit=1,  # the last epoch's checkpoint, to resume from
         logging_steps=cfg["logging_steps"], report_to=[],
         group_by_length=True,  # batches of similar length: dynamic padding then pads little
-        bf16=precision == "bf16", fp16=precision == "fp16", dataloader_num_workers=0, disable_tqdm=False, use_cpu=not cuda,
+        bf16=precision == "bf16", fp16=precision == "fp16", dataloader_num_workers=0, disable_tqdm=False,
+        use_cpu=not cuda,
         ddp_find_unused_parameters=False,
     )
     steps_per_epoch = math.ceil(len(splits["train"]) / (args.per_device_train_batch_size * args.world_size
@@ -482,7 +491,8 @@ def _run_locked(method, profile, seed, model, data, out, callbacks, resume, over
     test_out = trainer.predict(p.splits["test"], metric_key_prefix="test")
     test = test_out.metrics
 
-    best = max(eval_records(trainer.state.log_history), key=lambda h: h["eval_accuracy"])  # first of equals, as the Trainer keeps
+    # the first of equal scores, as the Trainer keeps it
+    best = max(eval_records(trainer.state.log_history), key=lambda h: h["eval_accuracy"])
     result = RunResult(
         method=method, history=trainer.state.log_history,
         best={k: best[k] for k in ("epoch", "eval_accuracy", "eval_f1", "eval_loss")},
@@ -623,7 +633,8 @@ def anatomy(method: str, choice: ModelChoice | None = None, **overrides) -> dict
     modules: dict[str, int] = {}
     for name, p in net.named_parameters():
         if p.requires_grad:
-            key = ".".join(part for part in name.split(".")[:-1] if part not in ("default", "modules_to_save", "base_model", "model"))
+            skip = ("default", "modules_to_save", "base_model", "model")
+            key = ".".join(part for part in name.split(".")[:-1] if part not in skip)
             modules[key] = modules.get(key, 0) + p.numel()
     if method == "full":
         modules = {"(every parameter of the model)": total}
@@ -726,7 +737,7 @@ def sweep(methods, seeds=3, profile="auto", jobs="auto", out_dir=None, *, model:
     seed_list = parse_seeds(seeds)
     n_jobs = parse_jobs(jobs)
     prof = wconfig.get_profile(profile).name
-    for label, (method, extra) in labels.items():
+    for method, extra in labels.values():
         resolve_config(method, prof, **{**extra, **overrides})  # a bad override fails here, before training
     if out_dir is None:  # beside the summary (results/sweep_full.json -> results/sweep_full/), else outputs/
         out_dir = Path(out).with_suffix("") if out is not None else wconfig.OUTPUT_DIR / "sweeps" / prof

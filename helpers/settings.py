@@ -80,7 +80,8 @@ def check_value(name: str, value):
             raise _fail(name, value, "a list of module names, e.g. ['query', 'value']")
         return list(value)
     number = (int,) if rule.kind == "int" else (int, float)
-    if isinstance(value, bool) or not isinstance(value, number) or (isinstance(value, float) and not math.isfinite(value)):
+    not_finite = isinstance(value, float) and not math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, number) or not_finite:
         kind = "a whole number" if rule.kind == "int" else "a number"
         raise _fail(name, value, f"{kind} in {_range(rule)}")
     too_low = value <= rule.low if rule.low_open else value < rule.low

