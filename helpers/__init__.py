@@ -1,9 +1,13 @@
 """helpers: the package the workbook's notebooks import.
 
-Modules, one idea each: ``config`` (paths and run profiles), ``data`` (MRPC), ``models``
-(which BERT, and loading it), ``ptuning`` (Q1 training, and every training run), ``curves``
-(live training curves), ``adapter_dims`` (Q2: bottleneck adapters and their hidden size),
-``stories`` (Q3: prompts, LLM backends, story checks, diversity), ``bench`` (benchmarks),
-``notebooks`` (executing and checking the notebooks). ``python -m helpers --help`` lists the commands.
+Modules by concern, one idea each. Shared machinery: ``config`` (paths and run profiles), ``data``
+(MRPC), ``models`` (which BERT, and loading it), ``settings`` (typed run settings), ``runinfo``
+(environment, git commit, precision, folder locks), ``results`` (run results, their JSON, tables
+and sweeps), ``stats`` (intervals and paired tests), ``curves`` (live training curves),
+``bottleneck`` (building bottleneck adapters), ``llm`` (LLM backends), ``notebooks`` (executing
+and checking the notebooks). One module per question: ``ptuning`` (Q1: P-Tuning v1/v2 and every
+training run, sweeps), ``adapter_dims`` (Q2: the adapter's hidden size, explained), ``stories``
+(Q3: prompts, the story checker, diversity). ``bench`` benchmarks them. No question's module
+imports another's. ``python -m helpers --help`` lists the commands.
 """
 __version__ = "0.1.0"

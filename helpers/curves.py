@@ -48,6 +48,17 @@ class LiveCurves:
         if "eval_accuracy" in logs:
             s["accuracy"].append((epoch, float(logs["eval_accuracy"])))
 
+    @classmethod
+    def from_results(cls, results, title: str = "committed runs", baseline: float | None = None) -> LiveCurves:
+        """A board of finished runs, drawn from their recorded histories (``{name: RunResult}``;
+        a ``load_results`` dict works, named by file stem). Nothing is displayed until it is shown."""
+        board = cls(title, baseline=baseline, live=False)
+        for name, result in results.items():
+            label = Path(str(name)).stem
+            for logs in result.history:
+                board.record(label, logs, logs.get("epoch", 0.0))
+        return board
+
     def callback(self, run: str):
         """A ``TrainerCallback`` that records this run and redraws the board."""
         from transformers import TrainerCallback

@@ -40,7 +40,7 @@ def strip(path: str | os.PathLike) -> bool:
     return after != before
 
 
-def execute(path: str | os.PathLike, out_dir: str | os.PathLike, timeout: int = 3600) -> float:
+def execute(path: str | os.PathLike, out_dir: str | os.PathLike, timeout: int = 3600, progress: bool = False) -> float:
     """Run a notebook headless in the current environment, write the executed copy to
     ``out_dir`` and return the seconds it took. The working directory is the notebook's own."""
     import nbformat
@@ -50,8 +50,17 @@ def execute(path: str | os.PathLike, out_dir: str | os.PathLike, timeout: int = 
     nb = nbformat.read(path, as_version=4)
     os.environ.setdefault("WORKBOOK_HEADLESS", "1")
     start = time.perf_counter()
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+
+    def on_cell_start(cell, cell_index, **kw):  # nbclient's hook: which cell, and how long so far
+        if progress and cell.cell_type == "code":
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")[:60]
+            elapsed = time.perf_counter() - start
+            print(f"  {path.name}: cell {code.index(cell_index) + 1}/{len(code)} at {elapsed:6.1f} s  {first}",
+                  flush=True)
+
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", on_cell_start=on_cell_start,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         seconds = time.perf_counter() - start
@@ -67,7 +76,7 @@ def run_all(out_dir: str | os.PathLike | None = None) -> dict[str, float]:
     times = {}
     for path in notebook_paths():
         print(f"running {path.name} ...", flush=True)
-        times[path.name] = execute(path, out_dir)
+        times[path.name] = execute(path, out_dir, progress=True)
     print(f"\nExecuted notebooks are in {out_dir}; figures in {config.OUTPUT_DIR / 'figures'}")
     for name, seconds in times.items():
         print(f"  {name:40s} {seconds:7.1f} s")

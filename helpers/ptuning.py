@@ -38,7 +38,7 @@ from .runinfo import (  # noqa: F401  # noqa: F401
 )
 from .settings import RunSettings
 
-# Defaults per method. Learning rates come from ../shared/BASELINES.md and the runs recorded
+# Defaults per method. Learning rates come from a plain-PyTorch-loop baseline and the runs recorded
 # in results/; see the Q1 notebook for what was tried.
 METHODS: dict[str, dict] = {
     # P-Tuning v1: continuous prompts at the input only, always through a reparameterisation
@@ -178,13 +178,21 @@ def tokenize_mrpc(dsd, tokenizer, max_length: int, train_limit=None, eval_limit=
     """Tokenized splits, cut to the profile's sizes (a seeded shuffle), unpadded: padding happens
     per batch in the collator, so a batch is only as long as its longest pair. Texts are clipped
     (``clip_text``) before tokenizing."""
+    from datasets.utils import logging as ds_logging
+
     out = {}
-    for split in ("train", "validation", "test"):
-        ds = limit_split(dsd[split], train_limit if split == "train" else eval_limit, seed)
-        out[split] = ds.map(lambda b: tokenizer([clip_text(t, max_length) for t in b["text1"]],
-                                                [clip_text(t, max_length) for t in b["text2"]],
-                                                truncation=True, max_length=max_length),
-                            batched=True, remove_columns=["text1", "text2", "idx"])
+    shown = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()  # a notebook reopened later shows "model not found" for widget bars
+    try:
+        for split in ("train", "validation", "test"):
+            ds = limit_split(dsd[split], train_limit if split == "train" else eval_limit, seed)
+            out[split] = ds.map(lambda b: tokenizer([clip_text(t, max_length) for t in b["text1"]],
+                                                    [clip_text(t, max_length) for t in b["text2"]],
+                                                    truncation=True, max_length=max_length),
+                                batched=True, remove_columns=["text1", "text2", "idx"])
+    finally:
+        if shown:
+            ds_logging.enable_progress_bar()
     return out
 
 
@@ -488,6 +496,9 @@ def _run_locked(method, profile, seed, model, data, out, callbacks, resume, over
         raise RunInterrupted(f"{keeper.stop}: run stopped at step {trainer.state.global_step} of "
                              f"{trainer.state.max_steps}; checkpoint in {checkpoint}. To continue: the same call "
                              "with resume=True (python -m helpers q1 ... --resume)", checkpoint)
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    trainer.pop_callback(NotebookProgressCallback)  # its bar for the one test pass stays on the page, empty
     test_out = trainer.predict(p.splits["test"], metric_key_prefix="test")
     test = test_out.metrics
 

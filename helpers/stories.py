@@ -69,7 +69,12 @@ STRATEGIES = {
     "outline": "outline first, then write from the outline (two calls)",
     "revise": "persona draft, then one revision from the checker's report (two calls)",
     "seeded": "persona plus a random story seed (names, setting, twist) from a seeded generator",
+    "best_of_n": "checklist prompt sampled n times; the checker keeps the best-scoring story",
+    "scaffold": "a program-driven plan in beats (opening, one per clue, ending), each checked for its clue "
+                "and retried, then fitted to the word range",
 }
+# How many samples best_of_n draws, and how often scaffold retries a beat that misses its clue.
+BEST_OF_N, BEAT_RETRIES = 4, 2
 
 PERSONA = (
     "You are an award-winning author of picture books for {age}-year-old children. You write "
@@ -97,14 +102,39 @@ def _constraints(spec: StorySpec) -> str:
             f"Include all of these: {clues}.")
 
 
+def beats(spec: StorySpec, seed: int = 0) -> list[dict]:
+    """The scaffold's plan: an opening, one beat per clue, an ending. Each beat has an instruction,
+    the clue it must contain (or None) and a word budget; the budgets add up to the middle of the range."""
+    s = story_seed(seed)
+    plan = [{"name": "opening", "clue": None,
+             "what": f"Begin the story: introduce {s['hero']}, {s['setting']}, in {spec.topic}."}]
+    plan += [{"name": f"clue {i + 1}", "clue": clue,
+              "what": f"Continue the story: {s['hero']} meets {clue}. Name {clue} in exactly those words."}
+             for i, clue in enumerate(spec.clues)]
+    plan.append({"name": "ending", "clue": None,
+                 "what": f"End the story warmly: {s['twist'].split(' and ')[0]} is resolved, and everyone is happy."})
+    budget = (spec.min_words + spec.max_words) // 2 // len(plan)
+    return [{**b, "words": max(8, budget)} for b in plan]
+
+
 def build_messages(spec: StorySpec, strategy: str = "baseline", *, seed: int | None = None,
-                   outline: str | None = None, draft: str | None = None, report: "StoryReport | None" = None
-                   ) -> list[dict]:
+                   outline: str | None = None, draft: str | None = None, report: "StoryReport | None" = None,
+                   beat: dict | None = None, so_far: str = "") -> list[dict]:
     """Chat messages for one call of ``strategy``. Two-call strategies take what the first call
-    produced: ``outline`` (then write from it) or ``draft`` and its ``report`` (then revise)."""
+    produced: ``outline`` (then write from it) or ``draft`` and its ``report`` (then revise);
+    ``scaffold`` takes the ``beat`` to write and the story ``so_far``; ``best_of_n`` is ``checklist``."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     ask = f"Write a story for a {spec.age}-year-old child. {_constraints(spec)}"
+    if strategy == "scaffold":
+        if beat is None:
+            raise ValueError("the scaffold strategy writes one beat per call: pass beat= (see beats())")
+        story = f"The story so far:\n{' '.join(so_far.split()[-150:])}\n\n" if so_far.strip() else ""
+        return [{"role": "system", "content": PERSONA.format(age=spec.age)},
+                {"role": "user", "content": f"{story}{beat['what']} Write about {beat['words']} words in a "
+                                            f"{spec.style} style, in short sentences. Write only the new part."}]
+    if strategy == "best_of_n":
+        strategy = "checklist"
     if strategy == "baseline":
         return [{"role": "user", "content": ask}]
     system = {"role": "system", "content": PERSONA.format(age=spec.age)}
@@ -142,8 +172,10 @@ def build_messages(spec: StorySpec, strategy: str = "baseline", *, seed: int | N
 STOPWORDS = set("a an the of with and or in on at to for from by that who which is are was were be his her "
                 "its their some very little big".split())
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
-# A sentence ends at . ! or ?, perhaps followed by closing quotes or a bracket, then space; or at a line break.
+# A sentence ends at . ! or ?, perhaps followed by closing quotes or a bracket, then space; or at a line break;
+# but not after a title or an abbreviation ("Mr. Fox", "Dr. Owl").
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)]*\s+|\n+")
+ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "mt", "prof", "sr", "jr", "vs", "etc", "eg", "ie", "no"}
 # Pass marks. A story read aloud to a 5-year-old sits around grade 1-3, but the clues themselves
 # ("magical", "butterfly", "treasure") are long words, so grade 5 is the line a good story clears.
 LIMITS = {"fk_grade_max": 5.0, "mean_sentence_words_max": 14.0, "repetition_max": 0.10}
@@ -152,6 +184,32 @@ LIMITS = {"fk_grade_max": 5.0, "mean_sentence_words_max": 14.0, "repetition_max"
 def words(text: str) -> list[str]:
     """Lower-cased words (letters and inner apostrophes)."""
     return [w.lower() for w in WORD.findall(text or "")]
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text`` that hold at least one word: split at ``SENTENCE_END``, then a piece
+    that ends in an abbreviation ("Mr.") is joined to the next. The one sentence count of the checker."""
+    pieces = [p for p in SENTENCE_END.split((text or "").strip()) if p]
+    out: list[str] = []
+    for piece in pieces:
+        if out and out[-1].endswith(".") and words(out[-1]) and \
+                words(out[-1])[-1].replace(".", "") in ABBREVIATIONS and not out[-1].endswith(".."):
+            out[-1] = f"{out[-1]} {piece}"
+        else:
+            out.append(piece)
+    return [s for s in out if words(s)]
+
+
+def readability(toks: list[str], n_sentences: int) -> tuple[float, float]:
+    """(Flesch reading ease, Flesch-Kincaid grade) from the checker's own word and sentence counts,
+    with textstat's syllable count per word, so every measure counts the same words and sentences."""
+    import textstat
+
+    if not toks or not n_sentences:
+        return 0.0, float("nan")
+    syllables = sum(max(1, textstat.syllable_count(w)) for w in toks)
+    per_sentence, per_word = len(toks) / n_sentences, syllables / len(toks)
+    return 206.835 - 1.015 * per_sentence - 84.6 * per_word, 0.39 * per_sentence + 11.8 * per_word - 15.59
 
 
 def stem(word: str) -> str:
@@ -190,6 +248,39 @@ class StoryReport:
     repetition: float
     passed: dict[str, bool]
     score: float
+    min_words: int | None = None  # the spec's range, for the report
+    max_words: int | None = None
+
+    def rows(self) -> list[dict]:
+        """One row per constraint: passed, what was measured, and the limit."""
+        clues_found = sum(self.clues.values())
+        return [
+            {"constraint": "length", "passed": self.passed["length"], "measured": f"{self.words} words",
+             "limit": f"{self.min_words} to {self.max_words} words"},
+            {"constraint": "clues", "passed": self.passed["clues"], "measured": f"{clues_found} of {len(self.clues)}",
+             "limit": "every clue, in its own words: " + "; ".join(
+                 f"{c} {'✓' if ok else '✗'}" for c, ok in self.clues.items())},
+            {"constraint": "readability", "passed": self.passed["readability"],
+             "measured": f"grade {self.fk_grade:.1f} (reading ease {self.flesch_reading_ease:.0f})",
+             "limit": f"Flesch-Kincaid grade <= {LIMITS['fk_grade_max']:g}"},
+            {"constraint": "sentence_length", "passed": self.passed["sentence_length"],
+             "measured": f"{self.mean_sentence_words:.1f} words a sentence ({self.sentences} sentences)",
+             "limit": f"<= {LIMITS['mean_sentence_words_max']:g}"},
+            {"constraint": "repetition", "passed": self.passed["repetition"],
+             "measured": f"{100 * self.repetition:.1f} % of 3-word phrases repeat",
+             "limit": f"<= {100 * LIMITS['repetition_max']:g} %"},
+        ]
+
+    def _repr_html_(self) -> str:
+        """A table in a notebook: ✓ or ✗ per constraint, with the measured value and the limit."""
+        import html
+
+        body = "".join(f"<tr><td>{'✓' if r['passed'] else '✗'}</td><td>{r['constraint']}</td>"
+                       f"<td>{html.escape(r['measured'])}</td><td>{html.escape(r['limit'])}</td></tr>"
+                       for r in self.rows())
+        return (f"<table><thead><tr><th></th><th>constraint</th><th>measured</th><th>limit</th></tr></thead>"
+                f"<tbody>{body}</tbody></table><p>score {self.score:.2f}: {sum(self.passed.values())} of "
+                f"{len(self.passed)} constraints met</p>")
 
     def feedback(self) -> str:
         """The failed constraints, in words a model can act on."""
@@ -210,28 +301,24 @@ class StoryReport:
 
 def check_story(text: str, spec: StorySpec) -> StoryReport:
     """Measure a story against its spec. Empty or garbage text gives a failing report, never an error."""
-    import textstat
-
     toks = words(text)
     stems = {stem(w) for w in toks}
     clues = {clue: all(w in stems for w in clue_words(clue)) for clue in spec.clues}
-    sentences = [s for s in SENTENCE_END.split((text or "").strip()) if words(s)]
-    mean_len = len(toks) / len(sentences) if sentences else 0.0
+    n_sentences = len(sentences(text))
+    mean_len = len(toks) / n_sentences if n_sentences else 0.0
     trigrams = list(zip(toks, toks[1:], toks[2:]))
     repetition = 1 - len(set(trigrams)) / len(trigrams) if trigrams else 0.0
-    if toks:
-        ease, grade = float(textstat.flesch_reading_ease(text)), float(textstat.flesch_kincaid_grade(text))
-    else:
-        ease, grade = 0.0, float("nan")
+    ease, grade = readability(toks, n_sentences)
     passed = {
         "length": spec.min_words <= len(toks) <= spec.max_words,
         "clues": all(clues.values()),
         "readability": bool(toks) and grade <= LIMITS["fk_grade_max"],
-        "sentence_length": bool(sentences) and mean_len <= LIMITS["mean_sentence_words_max"],
+        "sentence_length": bool(n_sentences) and mean_len <= LIMITS["mean_sentence_words_max"],
         "repetition": bool(trigrams) and repetition <= LIMITS["repetition_max"],
     }
-    return StoryReport(len(toks), passed["length"], clues, round(ease, 2), round(grade, 2), len(sentences),
-                       round(mean_len, 2), round(repetition, 4), passed, sum(passed.values()) / len(passed))
+    return StoryReport(len(toks), passed["length"], clues, round(ease, 2), round(grade, 2), n_sentences,
+                       round(mean_len, 2), round(repetition, 4), passed, sum(passed.values()) / len(passed),
+                       spec.min_words, spec.max_words)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -352,6 +439,30 @@ class Story:
     calls: list[dict]
     seed: int
 
+    def _repr_html_(self) -> str:
+        """The story with each clue's words highlighted, then its report."""
+        return f"<div style='white-space: pre-wrap'>{highlight(self.text, list(self.report.clues))}</div>" + \
+            self.report._repr_html_()
+
+
+def highlight(text: str, clues: list[str]) -> str:
+    """``text`` as HTML with every word that matches a clue's content words marked (``<mark>``)."""
+    import html
+
+    wanted = {w for c in clues for w in clue_words(c)}
+
+    def mark(m):
+        word = m.group(0)
+        return f"<mark>{html.escape(word)}</mark>" if stem(word) in wanted else html.escape(word)
+
+    out, last = [], 0
+    for m in WORD.finditer(text or ""):
+        out.append(html.escape(text[last:m.start()]))
+        out.append(mark(m))
+        last = m.end()
+    out.append(html.escape((text or "")[last:]))
+    return "".join(out)
+
 
 def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int = 0, record: bool = True,
                 records: str | os.PathLike | None = None, **sampling) -> Story:
@@ -365,7 +476,11 @@ def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int 
                       "model": gen.model})
         return gen.text
 
-    if strategy == "outline":
+    if strategy == "best_of_n":
+        text = _best_of_n(backend, spec, seed, calls, sampling)
+    elif strategy == "scaffold":
+        text = _scaffold(backend, spec, seed, calls, sampling)
+    elif strategy == "outline":
         text = call(build_messages(spec, "outline", outline=call(build_messages(spec, "outline"))))
     elif strategy == "revise":
         draft = call(build_messages(spec, "revise"))
@@ -380,6 +495,84 @@ def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int 
                        "seed": seed, "calls": calls, "text": text, "report": dataclasses.asdict(story.report),
                        "seconds": round(sum(c["seconds"] for c in calls), 3)}, records)
     return story
+
+
+def _call(backend, messages, seed, calls, sampling, max_tokens=None) -> str:
+    kw = dict(sampling, **({"max_tokens": max_tokens} if max_tokens else {}))
+    gen = backend.generate(messages, seed=seed, **kw)
+    calls.append({"messages": messages, "text": gen.text, "prompt_tokens": gen.prompt_tokens,
+                  "completion_tokens": gen.completion_tokens, "seconds": round(gen.seconds, 3), "model": gen.model,
+                  "seed": seed})
+    return gen.text
+
+
+def rank_key(report: StoryReport, spec: StorySpec) -> tuple:
+    """How the checker ranks stories: constraints passed, then clues found, then closeness to the
+    word range. Higher is better."""
+    off = max(spec.min_words - report.words, report.words - spec.max_words, 0)
+    return (report.score, sum(report.clues.values()), -off)
+
+
+def _best_of_n(backend, spec, seed, calls, sampling, n: int = BEST_OF_N) -> str:
+    """Sample ``n`` checklist stories (seeds seed·1000 + i) and keep the one the checker ranks first."""
+    messages = build_messages(spec, "best_of_n")
+    drafts = [_call(backend, messages, seed * 1000 + i, calls, sampling).strip() for i in range(n)]
+    return max(drafts, key=lambda t: rank_key(check_story(t, spec), spec))
+
+
+def _has_clue(text: str, clue: str) -> bool:
+    stems = {stem(w) for w in words(text)}
+    return all(w in stems for w in clue_words(clue))
+
+
+def _scaffold(backend, spec, seed, calls, sampling, retries: int = BEAT_RETRIES) -> str:
+    """Write beat by beat (``beats``); a beat that misses its clue is retried up to ``retries`` times
+    (then the try that came closest is kept); the joined story is then fitted to the word range."""
+    parts: list[str] = []
+    plan = beats(spec, seed)
+    budget = sampling.get("max_tokens")  # a cap for the whole story is shared between the beats
+    for i, beat in enumerate(plan):
+        cap = int(beat["words"] * 2.5) + 16  # tokens: room for the beat, not for a whole story
+        if budget:
+            cap = min(cap, max(12, budget // len(plan)))
+        tries = []
+        for attempt in range(retries + 1):
+            text = _call(backend, build_messages(spec, "scaffold", beat=beat, so_far=" ".join(parts)),
+                         seed * 1000 + 10 * i + attempt, calls, sampling, max_tokens=cap).strip()
+            tries.append(text)
+            if beat["clue"] is None or _has_clue(text, beat["clue"]):
+                break
+        best = next((t for t in reversed(tries) if beat["clue"] is None or _has_clue(t, beat["clue"])), tries[-1])
+        parts.append(_first_sentences(best, beat["words"] * 2))
+    return fit_length(parts, spec)
+
+
+def _first_sentences(text: str, max_words: int) -> str:
+    """Whole sentences from the start of ``text``, up to about ``max_words`` words (at least one)."""
+    out, n = [], 0
+    for s in sentences(text):
+        if out and n + len(words(s)) > max_words:
+            break
+        out.append(s)
+        n += len(words(s))
+    return " ".join(out)
+
+
+def fit_length(parts: list[str], spec: StorySpec) -> str:
+    """Join the beats; while the story is over ``max_words``, drop the last sentence of the longest
+    beat that holds no clue (never a beat's first sentence). A story under the range is left as it is."""
+    split = [sentences(p) for p in parts]
+
+    def total():
+        return sum(len(words(s)) for ss in split for s in ss)
+
+    while total() > spec.max_words:
+        droppable = [(len(words(" ".join(ss))), i) for i, ss in enumerate(split)
+                     if len(ss) > 1 and not any(_has_clue(ss[-1], c) for c in spec.clues)]
+        if not droppable:
+            break
+        split[max(droppable)[1]].pop()
+    return "\n\n".join(" ".join(ss) for ss in split if ss)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -400,17 +593,27 @@ DEFAULT_VARIANTS = (
     Variant("seeded", "seeded", {"temperature": 0.7}),
     Variant("persona, T=1.0", "persona", {"temperature": 1.0, "top_p": 0.95}),
     Variant("seeded, T=1.0", "seeded", {"temperature": 1.0, "top_p": 0.95}),
+    Variant("best of 4", "best_of_n", {"temperature": 0.7}),
+    Variant("scaffold", "scaffold", {"temperature": 0.7}),
 )
 
 
 def compare(backend, spec: StorySpec, variants=DEFAULT_VARIANTS, n: int = 4, seed: int = 0,
-            max_tokens: int = 600, records=None) -> tuple[list[dict], dict[str, list[Story]]]:
+            max_tokens: int = 600, records=None, progress: bool = True) -> tuple[list[dict], dict[str, list[Story]]]:
     """Write ``n`` stories per variant (seeds ``seed .. seed+n-1``) and measure each set: diversity,
-    constraint pass rate, mean score and readability. Returns (rows, stories by variant)."""
+    constraint pass rate, mean score, readability and cost (tokens and seconds per story). A progress
+    bar counts stories, and one line is printed per finished variant. Returns (rows, stories by variant)."""
+    from tqdm.auto import tqdm
+
     rows, stories = [], {}
+    start = time.perf_counter()
+    bar = tqdm(total=n * len(variants), desc="stories", unit="story", disable=not progress)
     for v in variants:
-        batch = [write_story(backend, spec, v.strategy, seed + i, records=records, max_tokens=max_tokens, **v.sampling)
-                 for i in range(n)]
+        batch = []
+        for i in range(n):
+            batch.append(write_story(backend, spec, v.strategy, seed + i, records=records, max_tokens=max_tokens,
+                                     **v.sampling))
+            bar.update(1)
         stories[v.label] = batch
         reports = [s.report for s in batch]
         div = diversity([s.text for s in batch])
@@ -422,13 +625,40 @@ def compare(backend, spec: StorySpec, variants=DEFAULT_VARIANTS, n: int = 4, see
                      "length ok": round(sum(r.in_range for r in reports) / n, 3),
                      "mean words": round(sum(r.words for r in reports) / n, 1),
                      "FK grade": round(_mean([r.fk_grade for r in reports]), 2),
-                     "repetition": round(_mean([r.repetition for r in reports]), 4)})
+                     "repetition": round(_mean([r.repetition for r in reports]), 4),
+                     "tokens per story": round(sum(c["completion_tokens"] for s in batch for c in s.calls) / n, 1),
+                     "seconds per story": round(sum(c["seconds"] for s in batch for c in s.calls) / n, 2)})
+        row = rows[-1]
+        bar.write(f"{v.label}: pass rate {row['pass rate']:.2f}, mean score {row['mean score']:.2f}, "
+                  f"{row['seconds per story']:.1f} s a story ({time.perf_counter() - start:.0f} s so far)")
+    bar.close()
     return rows, stories
 
 
 def _mean(xs):
     xs = [x for x in xs if x == x]  # drop NaN
     return sum(xs) / len(xs) if xs else float("nan")
+
+
+def summarize(rows: list[dict], baseline: str = "baseline"):
+    """What a comparison says, as a DataFrame: the most varied variant (semantic spread), the least
+    alike (self-BLEU), the best constraint score, each against the baseline."""
+    import pandas as pd
+
+    table = pd.DataFrame(rows).set_index("variant")
+    base = table.loc[baseline]
+    picks = [("most varied (semantic spread)", "semantic_spread", table["semantic_spread"].idxmax()),
+             ("least alike (self-BLEU)", "self_bleu", table["self_bleu"].idxmin()),
+             ("best constraint score", "mean score", table["mean score"].idxmax()),
+             ("best pass rate", "pass rate", table["pass rate"].idxmax())]
+    return pd.DataFrame([{"what": what, "variant": name, "value": table.loc[name, col], "baseline": base[col]}
+                         for what, col, name in picks])
+
+
+def load_comparison(path: str | os.PathLike | None = None) -> dict | None:
+    """A committed comparison (``results/q3_compare.json`` by default), or None when there is none."""
+    path = Path(path) if path else config.RESULTS_DIR / "q3_compare.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def compare_figure(rows: list[dict], x: str = "semantic_spread", y: str = "mean score"):
@@ -446,35 +676,60 @@ def compare_figure(rows: list[dict], x: str = "semantic_spread", y: str = "mean 
     return fig
 
 
+def form_range(spec: StorySpec, max_tokens: int) -> tuple[int, int]:
+    """The form's default word range: the spec's, narrowed to what ``max_tokens`` can hold (a token
+    is about 0.75 of a word), so a short profile does not ask for stories it cannot write."""
+    most = max(10, int(max_tokens * 0.7))
+    if spec.max_words <= most:
+        return spec.min_words, spec.max_words
+    return min(spec.min_words, max(5, most // 2)), most
+
+
 def story_form(backends: dict, spec: StorySpec = EXAMPLE_SPEC, max_tokens: int = 600):
     """An ipywidgets form (topic, style, length, clues, strategy, backend, temperature, Generate)
-    that writes a story with the chosen backend and shows it with its report."""
+    that writes a story with the chosen backend and shows it with its report. While it writes,
+    Generate is disabled and a progress line says so."""
     import ipywidgets as w
     from IPython.display import display
 
-    topic = w.Text(spec.topic, description="topic")
-    style = w.Text(spec.style, description="style")
-    length = w.IntRangeSlider(value=(spec.min_words, spec.max_words), min=20, max=1000, step=10, description="words")
-    clues = w.Textarea("\n".join(spec.clues), description="clues", placeholder="one per line")
-    strategy = w.Dropdown(options=list(STRATEGIES), value="persona", description="strategy")
-    backend = w.Dropdown(options=list(backends), description="backend")
-    temperature = w.FloatSlider(value=0.8, min=0.0, max=1.5, step=0.05, description="temperature")
+    wide = {"style": {"description_width": "110px"}, "layout": w.Layout(width="560px")}
+    low, high = form_range(spec, max_tokens)
+    topic = w.Text(spec.topic, description="topic", **wide)
+    style = w.Text(spec.style, description="style", **wide)
+    length = w.IntRangeSlider(value=(low, high), min=5, max=1000, step=5, description="words", **wide)
+    clues = w.Textarea("\n".join(spec.clues), description="clues", placeholder="one per line",
+                       rows=max(4, len(spec.clues) + 1), **wide)
+    strategy = w.Dropdown(options=list(STRATEGIES), value="persona", description="strategy", **wide)
+    backend = w.Dropdown(options=list(backends), description="backend", **wide)
+    temperature = w.FloatSlider(value=0.8, min=0.0, max=1.5, step=0.05, description="temperature", **wide)
     button = w.Button(description="Generate", button_style="primary", tooltip="write a story")
+    status = w.HTML("")
+    busy = w.IntProgress(value=0, min=0, max=1, bar_style="info", layout=w.Layout(width="200px", visibility="hidden"))
     out = w.Output()
 
     def on_click(_):
         out.clear_output()  # this form's own output area only
-        with out:
-            try:
-                s = StorySpec(topic.value, style.value, length.value[0], length.value[1],
-                              tuple(c.strip() for c in clues.value.splitlines() if c.strip()))
-                story = write_story(backends[backend.value], s, strategy.value, seed=random.randrange(10**6),
-                                    temperature=temperature.value, max_tokens=max_tokens)
-            except (ValueError, BackendError) as e:
-                print(f"error: {e}")
-                return
-            print(story.text, "\n")
-            display(story.report)
+        button.disabled, button.description = True, "writing…"
+        busy.layout.visibility, status.value = "visible", f"writing with {backend.value} ({strategy.value})…"
+        start = time.perf_counter()
+        try:
+            with out:
+                try:
+                    s = StorySpec(topic.value, style.value, length.value[0], length.value[1],
+                                  tuple(c.strip() for c in clues.value.splitlines() if c.strip()))
+                    story = write_story(backends[backend.value], s, strategy.value, seed=random.randrange(10**6),
+                                        temperature=temperature.value, max_tokens=max_tokens)
+                except (ValueError, BackendError) as e:
+                    print(f"error: {e}")
+                    return
+                display(story)
+            status.value = f"done in {time.perf_counter() - start:.1f} s"
+        finally:
+            button.disabled, button.description = False, "Generate"
+            busy.layout.visibility = "hidden"
 
     button.on_click(on_click)
-    return w.VBox([topic, style, length, clues, strategy, backend, temperature, button, out])
+    form = w.VBox([topic, style, length, clues, strategy, backend, temperature,
+                   w.HBox([button, busy, status]), out])
+    form.button, form.output = button, out  # for tests and for scripting the form
+    return form

@@ -38,3 +38,19 @@ def test_live_board_updates_one_display_in_place(tmp_path):
     outputs = nb.cells[0].outputs
     images = [o for o in outputs if o.get("output_type") == "display_data" and "image/png" in o.get("data", {})]
     assert len(images) == 1 and any(o.get("text") == "done\n" for o in outputs)  # the print survives
+
+
+def test_board_from_committed_histories(tmp_path):
+    from helpers.results import load_results
+
+    runs = load_results("q1_v*.json")
+    if not runs:
+        import pytest
+
+        pytest.skip("no committed results")
+    board = LiveCurves.from_results(runs, "committed", baseline=0.68)
+    assert set(board.series) == {p.stem for p in runs}
+    first = next(iter(runs.values()))
+    assert [a for _, a in board.series[next(iter(board.series))]["accuracy"]] == \
+        [e["eval_accuracy"] for e in first.evals()]
+    assert board._repr_png_().startswith(b"\x89PNG") and board.save(tmp_path / "c.png").is_file()

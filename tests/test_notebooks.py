@@ -34,3 +34,28 @@ def test_unstripped_and_strip_detect_and_fix(tmp_path):
     assert len(notebooks.unstripped(path)) == 1
     assert notebooks.strip(path) is True
     assert notebooks.unstripped(path) == [] and notebooks.strip(path) is False
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_cells_are_short_calls_into_the_package(path):
+    """A notebook reads like a lab: no code cell over 12 lines; the analysis lives in helpers/."""
+    nb = nbformat.read(path, as_version=4)
+    long = {i: n for i, c in enumerate(nb.cells) if c.cell_type == "code"
+            and (n := len([line for line in c.source.splitlines() if line.strip()])) > 12}
+    assert not long, f"cells over 12 lines (cell: lines): {long}"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.name)
+def test_no_link_outside_the_repository(path):
+    assert "../shared" not in path.read_text() and "BASELINES.md" not in path.read_text()
+
+
+def test_execute_prints_which_cell_runs(tmp_path, capsys):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# x"), nbformat.v4.new_code_cell("x = 1"),
+                                         nbformat.v4.new_code_cell("print(x + 1)")])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, path)
+    seconds = notebooks.execute(path, tmp_path / "out", progress=True)
+    out = capsys.readouterr().out
+    assert "n.ipynb: cell 1/2 at" in out and "n.ipynb: cell 2/2 at" in out and "print(x + 1)" in out
+    assert seconds > 0 and (tmp_path / "out" / "n.ipynb").is_file()

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from helpers import data, ptuning
+from helpers import data, ptuning, runinfo
 from helpers.curves import LiveCurves
 
 _CACHE = {}
@@ -23,6 +23,7 @@ def smoke_run(mrpc_dir, tmp_path_factory):
     return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", list(ptuning.METHODS))
 def test_run_every_method(smoke_run, mrpc_dir, method):
     result, board = smoke_run(method)
@@ -48,6 +49,7 @@ def test_run_every_method(smoke_run, mrpc_dir, method):
     assert board.series[method]["accuracy"] and board.png.is_file()
 
 
+@pytest.mark.slow
 def test_prefix_projection_trains_more(smoke_run):
     with_proj, without = smoke_run("v2")[0], smoke_run("v2-noproj")[0]
     # without projection: 2 (key, value) x 6 layers x 384 x 20 tokens, plus the 2-way head
@@ -55,6 +57,7 @@ def test_prefix_projection_trains_more(smoke_run):
     assert with_proj.trainable_params > without.trainable_params
 
 
+@pytest.mark.slow
 def test_schedule_is_sized_in_steps(smoke_run):
     result, _ = smoke_run("v2-noproj")
     lrs = [h["learning_rate"] for h in result.history if "learning_rate" in h]
@@ -87,15 +90,16 @@ def test_v1_pooler_reads_cls(mrpc_dir):
     (dict(method="v3"), "unknown method 'v3': choose one of v1, v2"),
     (dict(method="v2", profile="huge"), "unknown profile 'huge'"),
     (dict(method="v2-noproj", encoder_hidden_size=64), "does not take encoder_hidden_size"),
-    (dict(method="v2", learning_rate=-1e-3), "learning_rate must be a positive number"),
-    (dict(method="v1", num_train_epochs=0), "num_train_epochs must be a positive number"),
-    (dict(method="v2", precision="fp8"), "precision must be one of auto, fp32, bf16, fp16"),
+    (dict(method="v2", learning_rate=-1e-3), r"setting learning_rate=-0.001 is not allowed: a number in \(0, 1\]"),
+    (dict(method="v1", num_train_epochs=0), r"setting num_train_epochs=0 is not allowed: a number in \(0, 1000\]"),
+    (dict(method="v2", precision="fp8"), "setting precision='fp8' is not allowed: one of auto, fp32, bf16, fp16"),
 ])
 def test_bad_configuration_fails_at_once(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ptuning.resolve_config(**kwargs)
 
 
+@pytest.mark.slow
 def test_precision_is_chosen_for_the_machine_and_recorded(smoke_run, tmp_path):
     result, _ = smoke_run("v2")
     assert result.config["precision"] == "auto"
@@ -121,7 +125,7 @@ def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(ptuning, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(runinfo, "cpu_has_bf16", lambda: False)
     with pytest.warns(UserWarning, match="emulated and slower"):
         assert ptuning.resolve_precision("bf16") == "bf16"
 

@@ -26,7 +26,19 @@ def test_spec_is_checked_when_built(kwargs, message):
         StorySpec(**{**base, **kwargs})
 
 
-@pytest.mark.parametrize("strategy", [s for s in stories.STRATEGIES])
+def test_scaffold_beats_carry_every_constraint_between_them():
+    plan = stories.beats(SPEC, seed=3)
+    assert [b["clue"] for b in plan] == [None, *SPEC.clues, None]
+    assert sum(b["words"] for b in plan) <= (SPEC.min_words + SPEC.max_words) // 2
+    texts = [" ".join(m["content"] for m in stories.build_messages(SPEC, "scaffold", beat=b)) for b in plan]
+    for beat, text in zip(plan, texts):
+        assert SPEC.style in text and "5-year-old" in text and (beat["clue"] is None or beat["clue"] in text)
+    assert SPEC.topic in texts[0]
+    with pytest.raises(ValueError, match="pass beat="):
+        stories.build_messages(SPEC, "scaffold")
+
+
+@pytest.mark.parametrize("strategy", [s for s in stories.STRATEGIES if s != "scaffold"])
 def test_prompts_contain_every_constraint(strategy):
     msgs = stories.build_messages(SPEC, strategy, seed=3)
     text = " ".join(m["content"] for m in msgs)
@@ -73,6 +85,20 @@ def test_checker_reports_missing_clues_and_length():
 def test_sentences_end_after_closing_quotes():
     r = stories.check_story('He said, "Be careful." Then he left! She said \u201cbye.\u201d\nThe end', SPEC)
     assert r.sentences == 4 and r.words == 12
+
+
+def test_one_count_of_words_and_sentences_throughout():
+    import textstat
+
+    text = 'He said, "Be careful." Then Mr. Fox ran to Dr. Owl... The end'
+    assert stories.sentences(text) == ['He said, "Be careful.', "Then Mr. Fox ran to Dr. Owl...", "The end"]
+    r = stories.check_story(text, SPEC)
+    toks = stories.words(text)
+    assert r.words == len(toks) == 13 and r.sentences == 3 and r.mean_sentence_words == round(13 / 3, 2)
+    syllables = sum(max(1, textstat.syllable_count(w)) for w in toks)
+    # the grade is computed from the same 13 words and 3 sentences (textstat's own count says 4 sentences)
+    assert r.fk_grade == round(0.39 * 13 / 3 + 11.8 * syllables / 13 - 15.59, 2)
+    assert r.flesch_reading_ease == round(206.835 - 1.015 * 13 / 3 - 84.6 * syllables / 13, 2)
 
 
 def test_repetition_share():
@@ -153,11 +179,103 @@ def test_form_generates_and_reports(capsys):
     fields = {getattr(c, "description", ""): c for c in form.children}
     fields["strategy"].value = "checklist"
     fields["temperature"].value = 0.3
-    fields["Generate"].click()
+    form.button.click()
     out = capsys.readouterr().out
     assert "Mia walked into the magical forest" in out and "score=1.0" in out
     assert backend.last[1]["temperature"] == 0.3 and "check every item" in backend.last[0][-1]["content"]
     assert stories.read_records()[-1]["strategy"] == "checklist"  # recorded like every other story
     fields["topic"].value = " "  # the slider keeps min <= max itself; a blank topic is the bad input here
-    fields["Generate"].click()
+    form.button.click()
     assert "error: StorySpec.topic must be a non-empty string" in capsys.readouterr().out
+
+
+class SlowBackend:
+    """Records whether the form's button was disabled while it was writing."""
+
+    def __init__(self):
+        self.form, self.seen = None, []
+
+    def generate(self, messages, **sampling):
+        self.seen.append((self.form.button.disabled, self.form.button.description))
+        return stories.Generation(GOOD, 10, 40, 0.5, "slow")
+
+
+def test_form_disables_generate_while_writing():
+    backend = SlowBackend()
+    backend.form = stories.story_form({"slow": backend}, StorySpec("a magical forest", "playful", 30, 60, SPEC.clues))
+    backend.form.button.click()
+    assert backend.seen == [(True, "writing…")]
+    assert not backend.form.button.disabled and backend.form.button.description == "Generate"
+
+
+def test_form_labels_fit_and_every_clue_line_shows():
+    form = stories.story_form({"x": ScriptedBackend()}, SPEC)
+    fields = {getattr(c, "description", ""): c for c in form.children}
+    assert fields["temperature"].style.description_width == "110px"
+    assert fields["clues"].rows >= len(SPEC.clues)
+
+
+def test_form_range_fits_the_token_cap():
+    assert stories.form_range(SPEC, 48) == (16, 33)  # smoke: 48 tokens hold about 33 words
+    assert stories.form_range(SPEC, 800) == (SPEC.min_words, SPEC.max_words)
+
+
+def test_report_renders_a_row_per_constraint():
+    r = stories.check_story("The squirrel talked. The dragon was friendly.", SPEC)
+    html = r._repr_html_()
+    assert html.count("<tr>") == 1 + len(r.passed)  # header + one per constraint
+    for row in r.rows():
+        assert row["constraint"] in html
+    assert "✗" in html and "300 to 500 words" in html
+    story = stories.Story("The squirrel talked to a dragon.", r, "persona", [], 0)
+    assert "<mark>squirrel</mark>" in story._repr_html_() and "<mark>dragon</mark>" in story._repr_html_()
+
+
+class Script:
+    """A fake backend that answers with scripted texts in order, and counts calls."""
+
+    def __init__(self, texts):
+        self.texts, self.calls = list(texts), []
+
+    def generate(self, messages, **sampling):
+        self.calls.append(messages)
+        return stories.Generation(self.texts.pop(0), 10, 20, 0.01, "script")
+
+
+def test_best_of_n_keeps_the_story_the_checker_ranks_first():
+    spec = StorySpec("a magical forest", "playful", 30, 60, SPEC.clues)
+    texts = ["The end.", GOOD, "A squirrel. " * 3, "Once there was a dragon."]
+    story = stories.write_story(Script(texts), spec, "best_of_n", seed=1, record=False)
+    assert story.text == GOOD.strip() and len(story.calls) == stories.BEST_OF_N
+    assert [c["seed"] for c in story.calls] == [1000, 1001, 1002, 1003]
+
+
+def test_scaffold_names_every_clue_and_retries_a_beat_that_missed():
+    spec = StorySpec("a pond", "gentle", 20, 200, ("a frog", "a red boat"))
+    texts = ["Pip came to the pond. It was sunny.",      # opening
+             "Pip saw a frog. The frog said hello.",      # clue 1: found
+             "Pip sang a song.",                          # clue 2: missed, retried
+             "Pip found a red boat. The boat was red.",   # clue 2: found on the retry
+             "They all went home happy. The end."]        # ending
+    backend = Script(texts)
+    story = stories.write_story(backend, spec, "scaffold", seed=0, record=False)
+    assert story.report.clues == {"a frog": True, "a red boat": True}
+    assert len(backend.calls) == 5 and "a red boat" in backend.calls[2][-1]["content"]
+    assert "sang a song" not in story.text and "a red boat" in backend.calls[3][-1]["content"]
+    assert "Pip saw a frog" in backend.calls[3][-1]["content"]  # each beat sees the story so far
+
+
+def test_fit_length_trims_sentences_without_clues():
+    spec = StorySpec("a pond", "gentle", 5, 12, ("a frog",))
+    text = stories.fit_length(["One two three. Four five six. Seven eight nine.", "A frog sat. Then it hopped."], spec)
+    assert len(stories.words(text)) <= 12 and "frog" in text and text.startswith("One two three.")
+
+
+def test_compare_reports_progress(capsys):
+    spec = StorySpec("a magical forest", "playful", 30, 60, SPEC.clues)
+    variants = [stories.Variant("a", "persona"), stories.Variant("b", "checklist")]
+    rows, _ = stories.compare(Script([GOOD] * 4), spec, variants, n=2)
+    out = capsys.readouterr()
+    assert "a: pass rate" in out.out and "b: pass rate" in out.out  # one line per finished variant
+    assert "4/4" in out.err and "stories" in out.err  # the bar: stories done of the total, with the time
+    assert rows[0]["tokens per story"] == 20 and rows[0]["seconds per story"] == 0.01
