@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     res = sub.add_parser("results", help="the committed Q1/Q2 runs (results/q1_*.json, ...) as a table")
     res.add_argument("--pattern", default="q1_*.json", help="which files of results/ (default q1_*.json)")
     res.add_argument("--markdown", action="store_true", help="a Markdown table (what the README shows)")
+    res.add_argument("--sweep", default=None, help="a sweep's summary JSON: its per-method table and comparisons")
     nbs = sub.add_parser("notebooks", help="run, strip or check the notebooks")
     nbs.add_argument("action", choices=["run", "strip", "check"])
     nbs.add_argument("--out", default=None, help="run: where the executed notebooks go (default outputs/notebooks)")
@@ -139,20 +140,29 @@ def _sweep(args) -> int:
 
 def _results(args) -> int:
     from . import config
-    from .results import load_results, results_table
+    from .results import Sweep, load_results, results_table
 
-    runs = load_results(args.pattern)
-    if not runs:
-        print(f"error: no file in {config.RESULTS_DIR} matches {args.pattern!r}", file=sys.stderr)
-        return 2
-    table = results_table(runs)
-    table.insert(0, "file", [p.name for p in runs])
-    table = table.drop(columns=["model", "seed"])
-    if args.markdown:
-        rows = [list(table.columns), ["---"] * len(table.columns), *table.itertuples(index=False)]
-        print("\n".join("| " + " | ".join(map(str, row)) + " |" for row in rows))
+    if args.sweep:
+        try:
+            sweep = Sweep.from_json(args.sweep)
+        except (OSError, ValueError, KeyError) as e:
+            print(f"error: {args.sweep} is not a sweep summary ({type(e).__name__}: {e})", file=sys.stderr)
+            return 2
+        tables = [sweep.table(), sweep.comparisons()]
     else:
-        print(table.to_string(index=False))
+        runs = load_results(args.pattern)
+        if not runs:
+            print(f"error: no file in {config.RESULTS_DIR} matches {args.pattern!r}", file=sys.stderr)
+            return 2
+        table = results_table(runs)
+        table.insert(0, "file", [p.name for p in runs])
+        tables = [table.drop(columns=["model", "seed"])]
+    for table in tables:
+        if args.markdown:
+            rows = [list(table.columns), ["---"] * len(table.columns), *table.itertuples(index=False)]
+            print("\n".join("| " + " | ".join(map(str, row)) + " |" for row in rows) + "\n")
+        else:
+            print(table.to_string(index=False) + "\n")
     return 0
 
 

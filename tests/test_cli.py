@@ -54,7 +54,7 @@ def test_results_command_tables_the_committed_runs(capsys):
     if not names:
         pytest.skip("no committed results")
     assert main(["results", "--markdown"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = [line for line in capsys.readouterr().out.splitlines() if line]
     assert lines[0].startswith("| file | method |") and lines[1].startswith("| --- |")
     assert [line.split(" | ")[0].lstrip("| ") for line in lines[2:]] == names  # one row per file, in order
     assert main(["results", "--pattern", "nothing_*.json"]) == 2

@@ -30,6 +30,10 @@ def test_smoke_sweep_writes_summary_and_resumes_without_retraining(mrpc_dir, tmp
     assert main(args) == 0
     assert "sweep: 0 of 4 runs to do" in capsys.readouterr().out
     assert {f: f.stat().st_mtime_ns for f in files} == stamps
+    assert main(["results", "--sweep", str(out), "--markdown"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("| method | n | seeds |") and "| v2-noproj | 2 | [0, 1] |" in text
+    assert main(["results", "--sweep", str(files[0])]) == 2  # a run's file is not a summary
 
 
 @pytest.mark.parametrize("kwargs, message", [
