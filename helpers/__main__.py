@@ -169,11 +169,17 @@ def _results(args) -> int:
 def _q3(args) -> int:
     from . import config, stories
 
+    import dataclasses
+
+    from .runinfo import check_writable
+
     try:
         profile = config.get_profile(args.profile)
+        if args.out:
+            check_writable(Path(args.out).resolve().parent)  # before the stories, not after
         backend = stories.LocalLlama(args.gguf) if args.backend == "local" else stories.OpenAICompatible()
-        rows, _ = stories.compare(backend, stories.EXAMPLE_SPEC, n=profile.stories_per_strategy, seed=args.seed,
-                                  max_tokens=profile.story_max_tokens)
+        rows, written = stories.compare(backend, stories.EXAMPLE_SPEC, n=profile.stories_per_strategy,
+                                        seed=args.seed, max_tokens=profile.story_max_tokens)
     except (ValueError, FileNotFoundError, stories.BackendError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -184,8 +190,16 @@ def _q3(args) -> int:
         from .results import save_json
         from .runinfo import environment
 
+        variants = {v.label: v for v in stories.DEFAULT_VARIANTS}
+        kept = {label: [{"seed": s.seed, "strategy": s.strategy, "sampling": variants[label].sampling,
+                         "max_tokens": profile.story_max_tokens, "text": s.text,
+                         "report": dataclasses.asdict(s.report),
+                         "completion_tokens": sum(c["completion_tokens"] for c in s.calls),
+                         "seconds": round(sum(c["seconds"] for c in s.calls), 2), "calls": len(s.calls)}
+                        for s in batch] for label, batch in written.items()}
         result = {"rows": rows, "spec": stories.EXAMPLE_SPEC.to_dict(), "profile": profile.to_dict(),
-                  "seed": args.seed, "backend": repr(backend), "limits": stories.LIMITS, "environment": environment()}
+                  "seed": args.seed, "backend": repr(backend), "limits": stories.LIMITS, "environment": environment(),
+                  "stories": kept}
         save_json(result, args.out)
         print(f"wrote {args.out}")
     return 0

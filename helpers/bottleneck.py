@@ -13,6 +13,7 @@ import dataclasses
 import inspect
 import logging
 import math
+import numbers
 import warnings
 from fractions import Fraction
 
@@ -124,7 +125,7 @@ def add_bottleneck_adapter(model, hidden_ratio: float = 8 / 3, name: str = "q2",
     if config not in CONFIGS:
         raise ValueError(f"unknown adapter config {config!r}: choose one of {', '.join(CONFIGS)}")
     d_model = model.config.hidden_size
-    if isinstance(hidden_ratio, bool) or not isinstance(hidden_ratio, (int, float)) or not hidden_ratio > 0:
+    if isinstance(hidden_ratio, bool) or not isinstance(hidden_ratio, numbers.Real) or not hidden_ratio > 0:
         raise ValueError(f"hidden_ratio must be a positive number, got {hidden_ratio!r}")
     hidden = expected_hidden_size(d_model, hidden_ratio)
     if not 1 <= hidden <= MAX_HIDDEN_RATIO * d_model:

@@ -67,6 +67,8 @@ COMMON: dict = dict(
     logging_steps=None, weight_decay=0.01, warmup_ratio=0.06,
     head_learning_rate=None,  # the classifier's own learning rate (default: learning_rate)
     precision="auto",  # see PRECISIONS
+    # GPU throughput: torch.compile the model (shapes kept few by padding to a multiple of pad_to_multiple_of)
+    torch_compile=False, pad_to_multiple_of=None,
 )
 
 
@@ -231,8 +233,10 @@ def make_optimizer(model, cfg: dict, num_training_steps: int):
             is_head = ".classifier." in f".{name}" or ".pooler." in f".{name}"  # the pooler, when it trains
             lr = head_lr if is_head else cfg["learning_rate"]
             groups.setdefault((lr, decay), []).append(p)
+    # fused AdamW (one kernel for all parameters) on a GPU, where per-parameter kernel launches dominate
+    fused = torch.cuda.is_available()
     optimizer = torch.optim.AdamW([{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()],
-                                  lr=cfg["learning_rate"])
+                                  lr=cfg["learning_rate"], fused=fused)
     warmup = math.ceil(cfg["warmup_ratio"] * num_training_steps)
     return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, num_training_steps)
 
@@ -418,19 +422,26 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
         logging_steps=cfg["logging_steps"], report_to=[],
         group_by_length=True,  # batches of similar length: dynamic padding then pads little
         bf16=precision == "bf16", fp16=precision == "fp16", dataloader_num_workers=0, disable_tqdm=False,
-        use_cpu=not cuda,
+        use_cpu=not cuda, torch_compile=bool(cfg.get("torch_compile")),
         ddp_find_unused_parameters=False,
     )
     steps_per_epoch = math.ceil(len(splits["train"]) / (args.per_device_train_batch_size * args.world_size
                                                          * args.gradient_accumulation_steps))
     num_steps = math.ceil(steps_per_epoch * cfg["num_train_epochs"])
     trainer = trainer_class()(model=net, args=args, train_dataset=splits["train"], eval_dataset=splits["validation"],
-                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
+                      data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(cfg)),
+                      compute_metrics=compute_metrics,
                       optimizers=make_optimizer(net, cfg, num_steps), callbacks=[keeper := keep_best(), *callbacks])
     cfg.update(seed=seed, num_training_steps=num_steps, precision_used=precision,
                data=dict(rows={k: len(v) for k, v in splits.items()}),
                environment=environment())  # read at the start: the code that trains is the commit recorded
     return Prepared(trainer, splits, tokenizer, choice, cfg, trainable, total, out, test_idx, keeper)
+
+
+def pad_multiple(cfg: dict) -> int | None:
+    """Pad batches to a multiple of this length: ``pad_to_multiple_of``, else 16 under ``torch_compile``
+    (each new shape is a recompilation), else None (pad to the batch's longest pair)."""
+    return cfg.get("pad_to_multiple_of") or (16 if cfg.get("torch_compile") else None)
 
 
 def settings_key(method: str, profile: str, **overrides) -> str:

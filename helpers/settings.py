@@ -38,6 +38,8 @@ RULES: dict[str, Rule] = {
     "warmup_ratio": Rule("float", 0, 0.99, help="share of the steps spent warming up the learning rate"),
     "precision": Rule("str", choices=("auto", "fp32", "bf16", "fp16"), optional=False,
                       help="auto: bf16 on a GPU that has it, fp32 on a CPU"),
+    "torch_compile": Rule("bool", optional=False, help="torch.compile the model (a GPU's launch overhead)"),
+    "pad_to_multiple_of": Rule("int", 1, 512, help="pad batches to a multiple of this (default 16 when compiled)"),
     "num_virtual_tokens": Rule("int", 1, 512, help="virtual tokens (v1) or prefix length (v2)"),
     "encoder_hidden_size": Rule("int", 1, 8192, help="hidden size of the reparameterisation encoder"),
     "encoder_reparameterization_type": Rule("str", choices=("MLP", "LSTM"), help="v1's prompt encoder"),
@@ -113,6 +115,8 @@ class RunSettings:
     warmup_ratio: float = 0.06
     head_learning_rate: float | None = None
     precision: str = "auto"
+    torch_compile: bool = False
+    pad_to_multiple_of: int | None = None
     num_virtual_tokens: int | None = None
     encoder_hidden_size: int | None = None
     encoder_reparameterization_type: str | None = None

@@ -72,6 +72,8 @@ STRATEGIES = {
     "best_of_n": "checklist prompt sampled n times; the checker keeps the best-scoring story",
     "scaffold": "a program-driven plan in beats (opening, one per clue, ending), each checked for its clue "
                 "and retried, then fitted to the word range",
+    "scaffold_grammar": "scaffold, decoded under a GBNF grammar: plain prose only (no lists, no 'Name:' lines), and "
+                        "each clue beat starts by naming its clue (llama.cpp backends only)",
 }
 # How many samples best_of_n draws, and how often scaffold retries a beat that misses its clue.
 BEST_OF_N, BEAT_RETRIES = 4, 2
@@ -106,12 +108,12 @@ def beats(spec: StorySpec, seed: int = 0) -> list[dict]:
     """The scaffold's plan: an opening, one beat per clue, an ending. Each beat has an instruction,
     the clue it must contain (or None) and a word budget; the budgets add up to the middle of the range."""
     s = story_seed(seed)
-    plan = [{"name": "opening", "clue": None,
+    plan = [{"name": "opening", "clue": None, "hero": s["hero"],
              "what": f"Begin the story: introduce {s['hero']}, {s['setting']}, in {spec.topic}."}]
-    plan += [{"name": f"clue {i + 1}", "clue": clue,
+    plan += [{"name": f"clue {i + 1}", "clue": clue, "hero": s["hero"],
               "what": f"Continue the story: {s['hero']} meets {clue}. Name {clue} in exactly those words."}
              for i, clue in enumerate(spec.clues)]
-    plan.append({"name": "ending", "clue": None,
+    plan.append({"name": "ending", "clue": None, "hero": s["hero"],
                  "what": f"End the story warmly: {s['twist'].split(' and ')[0]} is resolved, and everyone is happy."})
     budget = (spec.min_words + spec.max_words) // 2 // len(plan)
     return [{**b, "words": max(8, budget)} for b in plan]
@@ -126,13 +128,16 @@ def build_messages(spec: StorySpec, strategy: str = "baseline", *, seed: int | N
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     ask = f"Write a story for a {spec.age}-year-old child. {_constraints(spec)}"
-    if strategy == "scaffold":
+    if strategy in ("scaffold", "scaffold_grammar"):
         if beat is None:
             raise ValueError("the scaffold strategy writes one beat per call: pass beat= (see beats())")
-        story = f"The story so far:\n{' '.join(so_far.split()[-150:])}\n\n" if so_far.strip() else ""
+        # Only the last sentence of the story so far: a small model given the whole story repeats it.
+        last = sentences(so_far)[-1:] if so_far.strip() else []
+        before = f"Just before this part: {last[0]}\n" if last else ""
         return [{"role": "system", "content": PERSONA.format(age=spec.age)},
-                {"role": "user", "content": f"{story}{beat['what']} Write about {beat['words']} words in a "
-                                            f"{spec.style} style, in short sentences. Write only the new part."}]
+                {"role": "user", "content": f"A {spec.style} story for a {spec.age}-year-old about {spec.topic}. "
+                                            f"{before}{beat['what']} Write about {beat['words']} words, in short "
+                                            "sentences. Write only this part."}]
     if strategy == "best_of_n":
         strategy = "checklist"
     if strategy == "baseline":
@@ -478,8 +483,8 @@ def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int 
 
     if strategy == "best_of_n":
         text = _best_of_n(backend, spec, seed, calls, sampling)
-    elif strategy == "scaffold":
-        text = _scaffold(backend, spec, seed, calls, sampling)
+    elif strategy in ("scaffold", "scaffold_grammar"):
+        text = _scaffold(backend, spec, seed, calls, sampling, grammar=strategy == "scaffold_grammar")
     elif strategy == "outline":
         text = call(build_messages(spec, "outline", outline=call(build_messages(spec, "outline"))))
     elif strategy == "revise":
@@ -497,8 +502,10 @@ def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int 
     return story
 
 
-def _call(backend, messages, seed, calls, sampling, max_tokens=None) -> str:
+def _call(backend, messages, seed, calls, sampling, max_tokens=None, grammar=None) -> str:
     kw = dict(sampling, **({"max_tokens": max_tokens} if max_tokens else {}))
+    if grammar is not None:
+        kw["grammar"] = grammar
     gen = backend.generate(messages, seed=seed, **kw)
     calls.append({"messages": messages, "text": gen.text, "prompt_tokens": gen.prompt_tokens,
                   "completion_tokens": gen.completion_tokens, "seconds": round(gen.seconds, 3), "model": gen.model,
@@ -525,9 +532,23 @@ def _has_clue(text: str, clue: str) -> bool:
     return all(w in stems for w in clue_words(clue))
 
 
-def _scaffold(backend, spec, seed, calls, sampling, retries: int = BEAT_RETRIES) -> str:
+PROSE = "[A-Za-z ,.!?'-]"  # letters and sentence punctuation: no lists, no "Name:" lines, no markup
+
+
+def beat_grammar(beat: dict) -> str:
+    """A GBNF grammar for one beat: plain prose; a clue beat must open by naming its clue
+    ("Pip met a friendly dragon ..."), so the clue cannot be left out."""
+    length = f"{PROSE}{{30,{max(60, beat['words'] * 7)}}}"
+    if beat.get("clue") is None:
+        return f"root ::= [A-Z] {length}\n"
+    opening = f"{beat['hero']} met {beat['clue']}".replace("\\", "").replace('"', "")
+    return f'root ::= "{opening}" [ ,.!] {length}\n'
+
+
+def _scaffold(backend, spec, seed, calls, sampling, retries: int = BEAT_RETRIES, grammar: bool = False) -> str:
     """Write beat by beat (``beats``); a beat that misses its clue is retried up to ``retries`` times
-    (then the try that came closest is kept); the joined story is then fitted to the word range."""
+    (then the try that came closest is kept); the joined story is then fitted to the word range.
+    With ``grammar`` each beat is decoded under ``beat_grammar`` (a backend that takes ``grammar=``)."""
     parts: list[str] = []
     plan = beats(spec, seed)
     budget = sampling.get("max_tokens")  # a cap for the whole story is shared between the beats
@@ -538,12 +559,24 @@ def _scaffold(backend, spec, seed, calls, sampling, retries: int = BEAT_RETRIES)
         tries = []
         for attempt in range(retries + 1):
             text = _call(backend, build_messages(spec, "scaffold", beat=beat, so_far=" ".join(parts)),
-                         seed * 1000 + 10 * i + attempt, calls, sampling, max_tokens=cap).strip()
+                         seed * 1000 + 10 * i + attempt, calls, sampling, max_tokens=cap,
+                         grammar=beat_grammar(beat) if grammar else None).strip()
             tries.append(text)
             if beat["clue"] is None or _has_clue(text, beat["clue"]):
                 break
         best = next((t for t in reversed(tries) if beat["clue"] is None or _has_clue(t, beat["clue"])), tries[-1])
         parts.append(_first_sentences(best, beat["words"] * 2))
+    # Too short: more middle beats, before the ending, until the story reaches the range (at most 3).
+    extra = {"name": "more", "clue": None, "words": max(8, (spec.min_words + spec.max_words) // 2 // len(plan)),
+             "what": "Continue the story with what the friends do next together, before the ending."}
+    for k in range(3):
+        if sum(len(words(p)) for p in parts) >= spec.min_words:
+            break
+        cap = int(extra["words"] * 2.5) + 16
+        more = _call(backend, build_messages(spec, "scaffold", beat=extra, so_far=" ".join(parts[:-1])),
+                     seed * 1000 + 500 + k, calls, sampling, max_tokens=min(cap, budget or cap),
+                     grammar=beat_grammar({**extra, "hero": plan[0]["hero"]}) if grammar else None).strip()
+        parts.insert(len(parts) - 1, _first_sentences(more, extra["words"] * 2))
     return fit_length(parts, spec)
 
 
@@ -595,6 +628,7 @@ DEFAULT_VARIANTS = (
     Variant("seeded, T=1.0", "seeded", {"temperature": 1.0, "top_p": 0.95}),
     Variant("best of 4", "best_of_n", {"temperature": 0.7}),
     Variant("scaffold", "scaffold", {"temperature": 0.7}),
+    Variant("scaffold + grammar", "scaffold_grammar", {"temperature": 0.7}),
 )
 
 

@@ -1,6 +1,7 @@
 """Q2: the bottleneck's hidden size on tiny random BERTs (built here, no downloads)."""
 import math
 import warnings
+from fractions import Fraction
 
 import pytest
 
@@ -102,17 +103,16 @@ def test_layer_figure_labels_real_sizes():
     assert "312 -> 832" in texts and "hidden = 832" in fig._suptitle.get_text()
 
 
-@pytest.mark.parametrize("ratio, d_model", [(100, 384), (8 / 3, 384), (8 / 3, 100), (1 / 3, 312), (7, 768)])
+@pytest.mark.parametrize("ratio, d_model", [(100, 384), (Fraction(8, 3), 384), (8 / 3, 384), (8 / 3, 100),
+                                            (1 / 3, 312), (7, 768)])
 def test_sizes_are_exact_not_float_floor_division(ratio, d_model):
-    from fractions import Fraction
-
     expected = math.floor(Fraction(ratio).limit_denominator(1000) * d_model)  # 384 // 0.01 is 38399.0 in floats
     assert adapter_dims.expected_hidden_size(d_model, ratio) == expected
     rf = adapter_dims.library_reduction_factor(d_model, ratio)
     assert int(d_model // rf) == expected  # what the library will compute from it
 
 
-def test_ratio_100_builds_38400():
+def test_the_widest_allowed_bottleneck_builds_exactly():
     model = tiny_bert(384, layers=1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # 100 x 384 is whole: no warning

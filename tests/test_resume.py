@@ -155,3 +155,11 @@ def test_predict_rejects_a_folder_of_another_kind(trained, tmp_path):
         ptuning.predict(tmp_path, "a", "b")
     with pytest.raises(TypeError, match="must be a run's folder"):
         ptuning.predict(None, "a", "b")
+
+
+def test_compiled_path_trains_in_the_smoke_profile(mrpc_dir, tmp_path):
+    """The GPU throughput path (torch.compile, batches padded to a multiple of 16), exercised on the CPU."""
+    r = ptuning.run("v2-noproj", "smoke", 0, data=mrpc_dir, output_dir=tmp_path, num_train_epochs=1,
+                    torch_compile=True)
+    assert r.config["torch_compile"] is True and ptuning.pad_multiple(r.config) == 16
+    assert len(r.evals()) == 1 and 0 <= r.test["accuracy"] <= 1

@@ -38,7 +38,7 @@ def test_scaffold_beats_carry_every_constraint_between_them():
         stories.build_messages(SPEC, "scaffold")
 
 
-@pytest.mark.parametrize("strategy", [s for s in stories.STRATEGIES if s != "scaffold"])
+@pytest.mark.parametrize("strategy", [s for s in stories.STRATEGIES if not s.startswith("scaffold")])
 def test_prompts_contain_every_constraint(strategy):
     msgs = stories.build_messages(SPEC, strategy, seed=3)
     text = " ".join(m["content"] for m in msgs)
@@ -262,7 +262,9 @@ def test_scaffold_names_every_clue_and_retries_a_beat_that_missed():
     assert story.report.clues == {"a frog": True, "a red boat": True}
     assert len(backend.calls) == 5 and "a red boat" in backend.calls[2][-1]["content"]
     assert "sang a song" not in story.text and "a red boat" in backend.calls[3][-1]["content"]
-    assert "Pip saw a frog" in backend.calls[3][-1]["content"]  # each beat sees the story so far
+    # each beat sees the last sentence of the story so far (the whole story made a small model repeat it)
+    assert "Just before this part: The frog said hello." in backend.calls[3][-1]["content"]
+    assert "Pip came to the pond" not in backend.calls[3][-1]["content"]
 
 
 def test_fit_length_trims_sentences_without_clues():
@@ -279,3 +281,29 @@ def test_compare_reports_progress(capsys):
     assert "a: pass rate" in out.out and "b: pass rate" in out.out  # one line per finished variant
     assert "4/4" in out.err and "stories" in out.err  # the bar: stories done of the total, with the time
     assert rows[0]["tokens per story"] == 20 and rows[0]["seconds per story"] == 0.01
+
+
+def test_scaffold_extends_a_short_story_before_its_ending():
+    spec = StorySpec("a pond", "gentle", 25, 200, ("a frog",))
+    texts = ["Pip came to the pond.", "Pip saw a frog.", "They went home. The end.",   # 12 words: too short
+             "They swam and sang and laughed in the warm sun all day long."]           # one more beat
+    story = stories.write_story(Script(texts), spec, "scaffold", seed=0, record=False)
+    assert story.report.words >= 25 and story.text.rstrip().endswith("The end.")
+    assert story.text.index("swam") < story.text.index("went home")
+
+
+class GrammarScript(Script):
+    def generate(self, messages, grammar=None, **sampling):
+        self.grammars = getattr(self, "grammars", []) + [grammar]
+        return super().generate(messages, **sampling)
+
+
+def test_scaffold_grammar_forces_each_clue_beat_to_name_its_clue():
+    spec = StorySpec("a pond", "gentle", 10, 200, ("a frog",))
+    backend = GrammarScript(["Pip came to the pond.", "Pip met a frog, and it hopped.", "They went home happy."])
+    story = stories.write_story(backend, spec, "scaffold_grammar", seed=0, record=False)
+    hero = stories.beats(spec, 0)[0]["hero"]
+    assert backend.grammars[1].startswith(f'root ::= "{hero} met a frog"')
+    assert backend.grammars[0].startswith("root ::= [A-Z]")
+    assert ":" not in stories.PROSE and "\\n" not in stories.PROSE  # no "Name:" lines, no lists
+    assert story.report.clues == {"a frog": True}
