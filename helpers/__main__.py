@@ -167,10 +167,9 @@ def _results(args) -> int:
 
 
 def _q3(args) -> int:
-    from . import config, stories
-
     import dataclasses
 
+    from . import config, stories
     from .runinfo import check_writable
 
     try:
