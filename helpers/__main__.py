@@ -170,8 +170,9 @@ def _q3(args) -> int:
     import dataclasses
 
     from . import config, stories
-    from .runinfo import check_writable
+    from .runinfo import check_writable, environment
 
+    env = environment()  # at the start: the commit recorded is the code that writes the stories
     try:
         profile = config.get_profile(args.profile)
         if args.out:
@@ -187,7 +188,6 @@ def _q3(args) -> int:
               f"spread {row['semantic_spread']:.3f}  pass {row['pass rate']:.2f}  score {row['mean score']:.2f}")
     if args.out:
         from .results import save_json
-        from .runinfo import environment
 
         variants = {v.label: v for v in stories.DEFAULT_VARIANTS}
         kept = {label: [{"seed": s.seed, "strategy": s.strategy, "sampling": variants[label].sampling,
@@ -197,7 +197,7 @@ def _q3(args) -> int:
                          "seconds": round(sum(c["seconds"] for c in s.calls), 2), "calls": len(s.calls)}
                         for s in batch] for label, batch in written.items()}
         result = {"rows": rows, "spec": stories.EXAMPLE_SPEC.to_dict(), "profile": profile.to_dict(),
-                  "seed": args.seed, "backend": repr(backend), "limits": stories.LIMITS, "environment": environment(),
+                  "seed": args.seed, "backend": repr(backend), "limits": stories.LIMITS, "environment": env,
                   "stories": kept}
         save_json(result, args.out)
         print(f"wrote {args.out}")

@@ -697,16 +697,34 @@ def load_comparison(path: str | os.PathLike | None = None) -> dict | None:
 
 def compare_figure(rows: list[dict], x: str = "semantic_spread", y: str = "mean score"):
     """Diversity against constraint satisfaction, one labelled point per variant."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    FigureCanvasAgg(fig)  # a renderer, to measure the labels
     ax = fig.subplots()
     for r in rows:
         ax.scatter(r[x], r[y], s=40)
-        ax.annotate(r["variant"], (r[x], r[y]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set(xlabel=f"{x} (higher: more varied)", ylabel=f"{y} (share of constraints met)",
            title="Story diversity against constraint satisfaction")
     ax.grid(alpha=0.3)
+    ax.margins(0.15)
+    fig.canvas.draw()
+    renderer, placed = fig.canvas.get_renderer(), []
+    # each label takes the first offset where it overlaps no label placed before it
+    offsets = [(5, 5), (5, -12), (-5, 5), (-5, -12), (5, 16), (-5, 16), (5, -24), (-5, -24)]
+    for r in sorted(rows, key=lambda r: (r[y], r[x])):
+        for dx, dy in offsets:
+            text = ax.annotate(r["variant"], (r[x], r[y]), textcoords="offset points", xytext=(dx, dy), fontsize=8,
+                               ha="left" if dx > 0 else "right")
+            box = text.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            text.remove()
+        else:
+            text = ax.annotate(r["variant"], (r[x], r[y]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+            box = text.get_window_extent(renderer)
+        placed.append(box)
     return fig
 
 

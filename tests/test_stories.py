@@ -307,3 +307,14 @@ def test_scaffold_grammar_forces_each_clue_beat_to_name_its_clue():
     assert backend.grammars[0].startswith("root ::= [A-Z]")
     assert ":" not in stories.PROSE and "\\n" not in stories.PROSE  # no "Name:" lines, no lists
     assert story.report.clues == {"a frog": True}
+
+
+def test_scatter_labels_do_not_overlap():
+    saved = stories.load_comparison()
+    if not saved:
+        pytest.skip("no committed comparison")
+    fig = stories.compare_figure(saved["rows"])
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[0].texts]
+    assert len(boxes) == len(saved["rows"])
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
