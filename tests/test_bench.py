@@ -1,5 +1,7 @@
 """The benchmark's plumbing (not its figures): the course set-up pads as the course did, the
 workbook's does not, and the memory sampler sees an allocation."""
+import pytest
+
 from helpers import bench, data, ptuning
 from helpers.models import load_tokenizer, resolve_model
 
@@ -39,3 +41,12 @@ def test_step_timer_counts_every_timed_step(mrpc_dir, tmp_path):
     assert bench.megabatch_steps(p.trainer) == 1  # 64 rows // (16 * 4), as get_length_grouped_indices
     samples_per_s, peak_mb = bench._timed_steps(p.trainer, 2)
     assert samples_per_s > 0 and peak_mb > 100
+
+
+def test_trainer_against_a_plain_loop_on_the_same_batches(mrpc_dir, monkeypatch):
+    monkeypatch.setenv("MRPC_DIR", str(mrpc_dir))
+    r = bench.trainer_vs_loop("v2-noproj", steps=2, profile="smoke")
+    assert r["steps"] == 2 and r["batch"] == 16 and r["device"] == "cpu"
+    assert r["trainer_samples_per_s"] > 0 and r["loop_samples_per_s"] > 0
+    assert r["trainer_vs_loop"] == pytest.approx(r["loop_samples_per_s"] / r["trainer_samples_per_s"], rel=0.01)
+    assert bench.gpu_figures() == {}  # no CUDA here: nothing to report, nothing invented
