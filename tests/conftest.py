@@ -48,3 +48,13 @@ def make_jsonl_folder(folder: Path, n: int = 4) -> Path:
                     [{"text1": f"{split} sentence {i} .", "text2": f"{split} other {i} .", "label": i % 2,
                       "idx": i, "label_text": "x"} for i in range(n)])
     return folder
+
+
+def send_json(handler, status: int, payload) -> None:
+    """Answer an HTTP request from a loopback test server with ``payload`` (bytes or text) as JSON."""
+    body = payload if isinstance(payload, bytes) else payload.encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

@@ -5,6 +5,7 @@ import json
 import threading
 
 import pytest
+from conftest import send_json
 
 from helpers import llm
 
@@ -20,13 +21,7 @@ class Scripted:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                payload = body(self.headers) if callable(body) else body
-                payload = payload if isinstance(payload, bytes) else payload.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                send_json(self, status, body(self.headers) if callable(body) else body)
 
             def log_message(self, *args):
                 pass

@@ -48,18 +48,21 @@ def _cli(args, tmp_path, mrpc_dir):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_sigterm_saves_and_resume_finishes(mrpc_dir, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT (Ctrl-C)"])
+def test_a_signal_saves_and_resume_finishes(mrpc_dir, tmp_path, sig):
     args = ["--method", "v2-noproj", "--profile", "smoke", "--set", "num_train_epochs=12",
             "--output-dir", str(tmp_path / "run"), "--out", str(tmp_path / "r.json")]
     proc = _cli(args, tmp_path, mrpc_dir)
     deadline = time.time() + 300
     while not list((tmp_path / "run").glob("checkpoint-*")) and time.time() < deadline:
         time.sleep(0.5)  # wait until it trains (the first epoch's checkpoint)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-2000:]
-    assert "Traceback" not in err and "SIGTERM: run stopped at step" in err and "--resume" in err
+    assert "Traceback" not in err and f"{sig.name}: run stopped at step" in err and "--resume" in err
     assert not (tmp_path / "r.json").exists()
+    if sig == signal.SIGINT:
+        return  # resuming is the same after either signal; once is enough
     proc = _cli([*args, "--resume"], tmp_path, mrpc_dir)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-2000:]

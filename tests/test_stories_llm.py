@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from conftest import send_json
 
 from helpers import stories
 
@@ -71,22 +72,13 @@ class FlakyProxy:
                 proxy.hits += 1
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if proxy.hits <= failures:
-                    payload = json.dumps({"error": {"message": "simulated failure", "type": "server_error"}}).encode()
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    send_json(self, status, json.dumps({"error": {"message": "simulated failure",
+                                                                  "type": "server_error"}}))
                     return
                 req = urllib.request.Request(target + self.path.removeprefix("/v1"), data=body,
                                              headers={"Content-Type": "application/json"})
                 with urllib.request.urlopen(req, timeout=120) as r:
-                    payload = r.read()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                    send_json(self, 200, r.read())
 
             def log_message(self, *args):
                 pass
