@@ -741,10 +741,15 @@ def sweep_labels(methods) -> dict[str, tuple[str, dict]]:
 
 
 def _matches(result: RunResult, method: str, profile: str, seed: int, overrides: dict) -> bool:
-    want = resolve_config(method, profile, **overrides)
-    got = result.config
-    keys = set(want) - {"precision"}
-    return result.method == method and got.get("seed") == seed and all(got.get(k) == want[k] for k in keys)
+    """Whether a finished run is the one asked for. Both sides are read as ``RunSettings``, so a
+    file written before a setting existed counts that setting at its default."""
+    want = RunSettings.from_config(resolve_config(method, profile, **overrides)).to_dict()
+    try:
+        got = RunSettings.from_config(result.config).to_dict()
+    except (TypeError, ValueError):  # not a result of this workbook's settings
+        return False
+    same = all(got[k] == want[k] for k in want if k != "precision")  # "auto" resolves per machine
+    return result.method == method and result.config.get("seed") == seed and same
 
 
 def sweep(methods, seeds=3, profile="auto", jobs="auto", out_dir=None, *, model: str = "auto", data=None,

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from helpers import ptuning
+from helpers import config, ptuning
 from helpers.__main__ import main
 
 
@@ -70,3 +70,15 @@ def test_peft_config_is_the_answers_code():
     assert isinstance(v2, PrefixTuningConfig) and v2.prefix_projection is True and v2.num_virtual_tokens == 20
     assert isinstance(ptuning.peft_config("v1"), PromptEncoderConfig)
     assert ptuning.peft_config("v1", encoder_reparameterization_type="LSTM").encoder_reparameterization_type == "LSTM"
+
+
+def test_a_run_written_before_a_setting_existed_still_counts_as_done(tmp_path, monkeypatch):
+    monkeypatch.setattr(ptuning, "run", lambda *a, **k: pytest.fail("trained"))
+    path = config.RESULTS_DIR / "sweep_cpu" / "v1-seed0.json"
+    v1 = ptuning.RunResult.from_json(path) if path.is_file() else None
+    if v1 is None:
+        pytest.skip("no committed sweep")
+    assert "torch_compile" not in v1.config  # written before that setting existed
+    v1.to_json(tmp_path / "v1-seed0.json")
+    done = ptuning.sweep("v1", [0], "full", 1, out_dir=tmp_path, num_train_epochs=10)
+    assert done.runs["v1"][0].test == v1.test
