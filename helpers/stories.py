@@ -637,7 +637,7 @@ def compare(backend, spec: StorySpec, variants=DEFAULT_VARIANTS, n: int = 4, see
     """Write ``n`` stories per variant (seeds ``seed .. seed+n-1``) and measure each set: diversity,
     constraint pass rate, mean score, readability and cost (tokens and seconds per story). A progress
     bar counts stories, and one line is printed per finished variant. Returns (rows, stories by variant)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text, not a widget: a saved notebook reopens without "model not found"
 
     rows, stories = [], {}
     start = time.perf_counter()

@@ -59,3 +59,30 @@ def test_execute_prints_which_cell_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "n.ipynb: cell 1/2 at" in out and "n.ipynb: cell 2/2 at" in out and "print(x + 1)" in out
     assert seconds > 0 and (tmp_path / "out" / "n.ipynb").is_file()
+
+
+@pytest.mark.slow
+def test_saved_outputs_hold_no_widgets_and_no_stray_bar(tmp_path, mrpc_dir):
+    """What reopens badly: widget outputs ("Error displaying widget: model not found" once the kernel is
+    gone: datasets' Map bars, tqdm.auto) and the Trainer's empty bar for the test pass ("[1/1 : < :]")."""
+    cells = [f"""import os
+os.environ["MRPC_DIR"] = {str(mrpc_dir)!r}
+from helpers import ptuning, stories
+r = ptuning.run("v2-noproj", "smoke", 0, output_dir={str(tmp_path / "run")!r}, num_train_epochs=1,
+                train_limit=16, eval_limit=16)""",
+             """class Fake:
+    def generate(self, messages, **sampling):
+        return stories.Generation("A frog sat on a log. The end.", 1, 8, 0.01, "fake")
+
+spec = stories.StorySpec("a pond", "gentle", 2, 50, ("a frog",))
+rows, _ = stories.compare(Fake(), spec, [stories.Variant("a", "persona")], n=2, records=os.devnull)"""]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    path = tmp_path / "w.ipynb"
+    nbformat.write(nb, path)
+    notebooks.execute(path, tmp_path / "out")
+    done = nbformat.read(tmp_path / "out" / "w.ipynb", as_version=4)
+    outputs = [o for c in done.cells for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"], outputs
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert not any("[1/1 : < :]" in str(o) for o in outputs)
+    assert any("a: pass rate" in str(o) for o in outputs)  # compare's line per variant, as text
