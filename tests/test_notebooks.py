@@ -70,12 +70,12 @@ os.environ["MRPC_DIR"] = {str(mrpc_dir)!r}
 from helpers import ptuning, stories
 r = ptuning.run("v2-noproj", "smoke", 0, output_dir={str(tmp_path / "run")!r}, num_train_epochs=1,
                 train_limit=16, eval_limit=16)""",
-             """class Fake:
+             f"""class Fake:
     def generate(self, messages, **sampling):
         return stories.Generation("A frog sat on a log. The end.", 1, 8, 0.01, "fake")
 
 spec = stories.StorySpec("a pond", "gentle", 2, 50, ("a frog",))
-rows, _ = stories.compare(Fake(), spec, [stories.Variant("a", "persona")], n=2, records=os.devnull)"""]
+rows, _ = stories.compare(Fake(), spec, [stories.Variant("a", "persona")], n=2, records={str(tmp_path / "s.jsonl")!r})"""]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     path = tmp_path / "w.ipynb"
     nbformat.write(nb, path)
