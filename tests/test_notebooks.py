@@ -75,7 +75,8 @@ r = ptuning.run("v2-noproj", "smoke", 0, output_dir={str(tmp_path / "run")!r}, n
         return stories.Generation("A frog sat on a log. The end.", 1, 8, 0.01, "fake")
 
 spec = stories.StorySpec("a pond", "gentle", 2, 50, ("a frog",))
-rows, _ = stories.compare(Fake(), spec, [stories.Variant("a", "persona")], n=2, records={str(tmp_path / "s.jsonl")!r})"""]
+variants = [stories.Variant("a", "persona")]
+rows, _ = stories.compare(Fake(), spec, variants, n=2, records={str(tmp_path / "s.jsonl")!r})"""]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     path = tmp_path / "w.ipynb"
     nbformat.write(nb, path)
