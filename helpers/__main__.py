@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                          "openai: OPENAI_BASE_URL / OPENAI_MODEL / OPENAI_API_KEY")
     q3.add_argument("--gguf", default=None, help="local backend: a GGUF file (default: the embedded SmolLM2-135M)")
     q3.add_argument("--out", default=None, help="write the comparison (rows, config) as JSON here")
+    q3.add_argument("--variants", default=None,
+                    help="comma-separated variant labels (default: all of stories.DEFAULT_VARIANTS)")
     bench = sub.add_parser("bench", help="benchmarks: training throughput, time to accuracy, generation, notebooks")
     bench.add_argument("--quick", action="store_true", help="fewer steps: about a minute, every ratio still printed")
     bench.add_argument("--json", default=None, help="write the figures here")
@@ -177,8 +179,16 @@ def _q3(args) -> int:
         profile = config.get_profile(args.profile)
         if args.out:
             check_writable(Path(args.out).resolve().parent)  # before the stories, not after
+        variants = stories.DEFAULT_VARIANTS
+        if args.variants:
+            known = {v.label: v for v in variants}
+            wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
+            unknown = [v for v in wanted if v not in known]
+            if unknown or not wanted:
+                raise ValueError(f"unknown variants {unknown}: choose from {', '.join(known)}")
+            variants = tuple(known[v] for v in wanted)
         backend = stories.LocalLlama(args.gguf) if args.backend == "local" else stories.OpenAICompatible()
-        rows, written = stories.compare(backend, stories.EXAMPLE_SPEC, n=profile.stories_per_strategy,
+        rows, written = stories.compare(backend, stories.EXAMPLE_SPEC, variants, n=profile.stories_per_strategy,
                                         seed=args.seed, max_tokens=profile.story_max_tokens)
     except (ValueError, FileNotFoundError, stories.BackendError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -74,6 +74,7 @@ STRATEGIES = {
                 "and retried, then fitted to the word range",
     "scaffold_grammar": "scaffold, decoded under a GBNF grammar: plain prose only (no lists, no 'Name:' lines), and "
                         "each clue beat starts by naming its clue (llama.cpp backends only)",
+    "scaffold_short": "scaffold_grammar with sentences of at most 10 words, built into the grammar",
 }
 # How many samples best_of_n draws, and how often scaffold retries a beat that misses its clue.
 BEST_OF_N, BEAT_RETRIES = 4, 2
@@ -128,7 +129,7 @@ def build_messages(spec: StorySpec, strategy: str = "baseline", *, seed: int | N
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     ask = f"Write a story for a {spec.age}-year-old child. {_constraints(spec)}"
-    if strategy in ("scaffold", "scaffold_grammar"):
+    if strategy.startswith("scaffold"):
         if beat is None:
             raise ValueError("the scaffold strategy writes one beat per call: pass beat= (see beats())")
         # Only the last sentence of the story so far: a small model given the whole story repeats it.
@@ -483,8 +484,9 @@ def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int 
 
     if strategy == "best_of_n":
         text = _best_of_n(backend, spec, seed, calls, sampling)
-    elif strategy in ("scaffold", "scaffold_grammar"):
-        text = _scaffold(backend, spec, seed, calls, sampling, grammar=strategy == "scaffold_grammar")
+    elif strategy.startswith("scaffold"):
+        text = _scaffold(backend, spec, seed, calls, sampling, grammar=strategy != "scaffold",
+                         short=strategy == "scaffold_short")
     elif strategy == "outline":
         text = call(build_messages(spec, "outline", outline=call(build_messages(spec, "outline"))))
     elif strategy == "revise":
@@ -535,17 +537,24 @@ def _has_clue(text: str, clue: str) -> bool:
 PROSE = "[A-Za-z ,.!?'-]"  # letters and sentence punctuation: no lists, no "Name:" lines, no markup
 
 
-def beat_grammar(beat: dict) -> str:
+def beat_grammar(beat: dict, short: bool = False) -> str:
     """A GBNF grammar for one beat: plain prose; a clue beat must open by naming its clue
-    ("Pip met a friendly dragon ..."), so the clue cannot be left out."""
+    ("Pip met a friendly dragon ..."), so the clue cannot be left out. With ``short`` the prose
+    is whole sentences of 2 to 10 words each."""
+    opening = f"{beat['hero']} met {beat['clue']}".replace("\\", "").replace('"', "") if beat.get("clue") else None
+    if short:
+        n = max(3, beat["words"] // 6)
+        rules = ("sentence ::= [A-Z] [a-z']* (\",\"? \" \" [A-Za-z'-]+){1,9} [.!?]\n")
+        first = f'"{opening}" [.!]' if opening else "sentence"
+        return f'root ::= {first} (" " sentence){{2,{n}}}\n{rules}'
     length = f"{PROSE}{{30,{max(60, beat['words'] * 7)}}}"
-    if beat.get("clue") is None:
+    if opening is None:
         return f"root ::= [A-Z] {length}\n"
-    opening = f"{beat['hero']} met {beat['clue']}".replace("\\", "").replace('"', "")
     return f'root ::= "{opening}" [ ,.!] {length}\n'
 
 
-def _scaffold(backend, spec, seed, calls, sampling, retries: int = BEAT_RETRIES, grammar: bool = False) -> str:
+def _scaffold(backend, spec, seed, calls, sampling, retries: int = BEAT_RETRIES, grammar: bool = False,
+              short: bool = False) -> str:
     """Write beat by beat (``beats``); a beat that misses its clue is retried up to ``retries`` times
     (then the try that came closest is kept); the joined story is then fitted to the word range.
     With ``grammar`` each beat is decoded under ``beat_grammar`` (a backend that takes ``grammar=``)."""
@@ -560,7 +569,7 @@ def _scaffold(backend, spec, seed, calls, sampling, retries: int = BEAT_RETRIES,
         for attempt in range(retries + 1):
             text = _call(backend, build_messages(spec, "scaffold", beat=beat, so_far=" ".join(parts)),
                          seed * 1000 + 10 * i + attempt, calls, sampling, max_tokens=cap,
-                         grammar=beat_grammar(beat) if grammar else None).strip()
+                         grammar=beat_grammar(beat, short) if grammar else None).strip()
             tries.append(text)
             if beat["clue"] is None or _has_clue(text, beat["clue"]):
                 break
@@ -575,7 +584,7 @@ def _scaffold(backend, spec, seed, calls, sampling, retries: int = BEAT_RETRIES,
         cap = int(extra["words"] * 2.5) + 16
         more = _call(backend, build_messages(spec, "scaffold", beat=extra, so_far=" ".join(parts[:-1])),
                      seed * 1000 + 500 + k, calls, sampling, max_tokens=min(cap, budget or cap),
-                     grammar=beat_grammar({**extra, "hero": plan[0]["hero"]}) if grammar else None).strip()
+                     grammar=beat_grammar({**extra, "hero": plan[0]["hero"]}, short) if grammar else None).strip()
         parts.insert(len(parts) - 1, _first_sentences(more, extra["words"] * 2))
     return fit_length(parts, spec)
 
@@ -629,6 +638,7 @@ DEFAULT_VARIANTS = (
     Variant("best of 4", "best_of_n", {"temperature": 0.7}),
     Variant("scaffold", "scaffold", {"temperature": 0.7}),
     Variant("scaffold + grammar", "scaffold_grammar", {"temperature": 0.7}),
+    Variant("scaffold + short sentences", "scaffold_short", {"temperature": 0.7}),
 )
 
 
@@ -687,6 +697,24 @@ def summarize(rows: list[dict], baseline: str = "baseline"):
              ("best pass rate", "pass rate", table["pass rate"].idxmax())]
     return pd.DataFrame([{"what": what, "variant": name, "value": table.loc[name, col], "baseline": base[col]}
                          for what, col, name in picks])
+
+
+def recheck(saved: dict):
+    """Per variant of a saved comparison (``load_comparison``): the pass rate as recorded, and the pass
+    rate had readability been judged by textstat's own Flesch-Kincaid grade of the whole text (textstat
+    leaves sentences of under three words out of its count, so its grade runs higher on stories full
+    of short sentences). Both are read off the stored stories."""
+    import pandas as pd
+    import textstat
+
+    rows = []
+    for label, batch in saved["stories"].items():
+        textstat_pass = [all(ok for k, ok in s["report"]["passed"].items() if k != "readability")
+                         and textstat.flesch_kincaid_grade(s["text"]) <= LIMITS["fk_grade_max"] for s in batch]
+        rows.append({"variant": label, "n": len(batch),
+                     "pass rate": sum(s["report"]["score"] == 1 for s in batch) / len(batch),
+                     "pass rate, textstat's FK grade": sum(textstat_pass) / len(batch)})
+    return pd.DataFrame(rows)
 
 
 def load_comparison(path: str | os.PathLike | None = None) -> dict | None:

@@ -318,3 +318,19 @@ def test_scatter_labels_do_not_overlap():
     boxes = [t.get_window_extent(renderer) for t in fig.axes[0].texts]
     assert len(boxes) == len(saved["rows"])
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_short_sentence_grammar_bounds_each_sentence():
+    beat = stories.beats(SPEC, 0)[1]
+    g = stories.beat_grammar(beat, short=True)
+    assert g.startswith(f'root ::= "{beat["hero"]} met {beat["clue"]}" [.!] (" " sentence){{2,')
+    assert "sentence ::= [A-Z] [a-z']* (\",\"? \" \" [A-Za-z'-]+){1,9} [.!?]" in g  # 2 to 10 words, no ",."
+
+
+def test_recheck_reads_both_counts_off_the_stored_stories():
+    saved = {"stories": {"a": [{"text": "A frog sat. It hopped. The end.", "report": {
+        "score": 1.0, "passed": {"length": True, "clues": True, "readability": True, "sentence_length": True,
+                                 "repetition": True}}}]}}
+    table = stories.recheck(saved)
+    assert table.loc[0, "pass rate"] == 1.0 and table.loc[0, "n"] == 1
+    assert table.loc[0, "pass rate, textstat's FK grade"] in (0.0, 1.0)
