@@ -153,10 +153,13 @@ def help_text(methods: dict[str, dict], common: dict, profile) -> str:
                    else _range(rule) if rule.low is not None else rule.kind)
         per = [f"{m}={d[name]}" for m, d in methods.items() if name in d]
         default = getattr(profile, name, common.get(name))
-        where = ", ".join(per) if per else f"{default}"
-        if name not in common and not per:
+        if per and len(per) == len(methods):  # every method sets its own
+            where = ", ".join(per)
+        elif per:
+            where = f"{default}; " + ", ".join(per)
+        elif name in common:
+            where = f"{default}"
+        else:
             continue
-        if name in common and per:
-            where = f"{default}; " + where
         lines.append(f"  {name:32s} {rule.help}; allowed {allowed}; default {where}")
     return "\n".join(lines)
