@@ -153,7 +153,7 @@ def help_text(methods: dict[str, dict], common: dict, profile) -> str:
                    else _range(rule) if rule.low is not None else rule.kind)
         per = [f"{m}={d[name]}" for m, d in methods.items() if name in d]
         default = getattr(profile, name, common.get(name))
-        if per and len(per) == len(methods):  # every method sets its own
+        if per and (len(per) == len(methods) or name not in common):  # only the methods that set it
             where = ", ".join(per)
         elif per:
             where = f"{default}; " + ", ".join(per)
