@@ -26,6 +26,7 @@ def save_json(obj, path: str | os.PathLike) -> Path:
     text = obj if isinstance(obj, str) else json.dumps(obj, indent=1, default=str)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; a result is for everyone to read
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -81,3 +81,8 @@ def test_learned_table_and_compare_runs():
 
 def test_results_dir_is_the_repository_folder():
     assert config.RESULTS_DIR.name == "results" and config.RESULTS_DIR.parent == config.PROJ_ROOT
+
+
+def test_results_are_readable_by_everyone(tmp_path):
+    path = results.save_json({"a": 1}, tmp_path / "r.json")
+    assert path.stat().st_mode & 0o777 == 0o644
