@@ -27,7 +27,7 @@ from . import config as wconfig
 from .data import load_mrpc
 from .models import ModelChoice, load_classifier, load_tokenizer, resolve_model
 from .results import RunResult, Sweep, eval_records, load_results, results_table  # noqa: F401 (public names)
-from .runinfo import (  # noqa: F401  # noqa: F401
+from .runinfo import (  # noqa: F401 (public names)
     PRECISIONS,
     check_precision,
     check_writable,
@@ -169,9 +169,10 @@ def limit_split(ds, limit, seed: int = 0):
 
 
 def clip_text(text: str, max_words: int) -> str:
-    """The first ``max_words`` whitespace-separated words of ``text``, and at most 64 characters a
-    word. Every word becomes at least one token, so pair truncation to ``max_words`` tokens gives
-    the same tokens as on the whole text, without the tokenizer's cost on very long inputs."""
+    """The first ``max_words`` whitespace-separated words of ``text``, cut at ``64 * max_words``
+    characters. Every word becomes at least one token, so pair truncation to ``max_words`` tokens
+    gives the same tokens as on the whole text (unless its words average over 64 characters),
+    without the tokenizer's cost on very long inputs."""
     parts = text.split(maxsplit=max_words)[:max_words]
     return " ".join(parts)[: 64 * max_words]
 
