@@ -25,6 +25,7 @@ def _override(text: str) -> tuple[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for bad input, 130 for an interrupted run)."""
     from . import ptuning
 
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])

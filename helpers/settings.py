@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 
 class Rule(NamedTuple):
+    """What one setting allows: its kind, its bounds or choices, and what it means."""
+
     kind: str  # int, float, bool, str, list
     low: float | None = None  # inclusive bounds for numbers
     high: float | None = None

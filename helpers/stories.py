@@ -386,6 +386,7 @@ def diversity(texts: list[str]) -> dict:
 
 
 def records_path() -> Path:
+    """``outputs/stories.jsonl``: where every story is appended."""
     return config.output_dir() / "stories.jsonl"
 
 
