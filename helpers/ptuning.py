@@ -269,7 +269,7 @@ def keep_best(metric: str = "eval_accuracy"):
 
     class KeepBest(TrainerCallback):
         def __init__(self):
-            self.best, self.state, self.stop, self.seconds_before = None, None, None, 0.0
+            self.best, self.state, self.stop, self.seconds_before, self.started = None, None, None, 0.0, None
 
         def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
             score = (metrics or {}).get(metric)
@@ -308,7 +308,7 @@ def keep_best(metric: str = "eval_accuracy"):
                 save_file(trainable, str(folder / TRAINABLE_FILE))
             if self.state is not None:
                 save_file({k: v.contiguous() for k, v in self.state.items()}, str(folder / BEST_FILE))
-            elapsed = self.seconds_before + (time.perf_counter() - self.started if hasattr(self, "started") else 0)
+            elapsed = self.seconds_before + (time.perf_counter() - self.started if self.started else 0)
             (folder / STATE_FILE).write_text(json.dumps({"best": self.best, "train_seconds": elapsed}))
 
         def load(self, folder: Path) -> None:

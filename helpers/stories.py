@@ -308,8 +308,7 @@ class StoryReport:
 def check_story(text: str, spec: StorySpec) -> StoryReport:
     """Measure a story against its spec. Empty or garbage text gives a failing report, never an error."""
     toks = words(text)
-    stems = {stem(w) for w in toks}
-    clues = {clue: all(w in stems for w in clue_words(clue)) for clue in spec.clues}
+    clues = clues_found(toks, spec.clues)
     n_sentences = len(sentences(text))
     mean_len = len(toks) / n_sentences if n_sentences else 0.0
     trigrams = list(zip(toks, toks[1:], toks[2:]))
@@ -477,11 +476,7 @@ def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int 
     calls = []
 
     def call(messages):
-        gen = backend.generate(messages, seed=seed, **sampling)
-        calls.append({"messages": messages, "text": gen.text, "prompt_tokens": gen.prompt_tokens,
-                      "completion_tokens": gen.completion_tokens, "seconds": round(gen.seconds, 3),
-                      "model": gen.model})
-        return gen.text
+        return _call(backend, messages, seed, calls, sampling)
 
     if strategy == "best_of_n":
         text = _best_of_n(backend, spec, seed, calls, sampling)
@@ -530,9 +525,14 @@ def _best_of_n(backend, spec, seed, calls, sampling, n: int = BEST_OF_N) -> str:
     return max(drafts, key=lambda t: rank_key(check_story(t, spec), spec))
 
 
+def clues_found(toks: list[str], clues) -> dict[str, bool]:
+    """For each clue, whether all its content words occur (stemmed) among the words ``toks``."""
+    stems = {stem(w) for w in toks}
+    return {clue: all(w in stems for w in clue_words(clue)) for clue in clues}
+
+
 def _has_clue(text: str, clue: str) -> bool:
-    stems = {stem(w) for w in words(text)}
-    return all(w in stems for w in clue_words(clue))
+    return clues_found(words(text), [clue])[clue]
 
 
 PROSE = "[A-Za-z ,.!?'-]"  # letters and sentence punctuation: no lists, no "Name:" lines, no markup
