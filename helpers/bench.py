@@ -6,6 +6,7 @@ process, alternating, and reports their ratio: these machines are shared and noi
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import platform
 import statistics
@@ -146,35 +147,62 @@ def train_throughput(rounds: int, steps: int | None, eval_limit: int | None, fp3
     return res
 
 
-def time_to_accuracy(target: float = 0.75, **overrides) -> dict:
-    """Wall seconds of v2 training (profile ``quick``) until validation accuracy first reaches
-    ``target``; training stops there. None when the profile ends first."""
+def time_to_accuracy(target: float = 0.75, *, method: str = "v2", profile: str = "quick", seed: int = 0,
+                     evals_per_epoch: int = 1, cap_s: float | None = None, output_dir=None, **overrides) -> dict:
+    """Wall seconds of training (``method`` in ``profile``, its defaults unless ``overrides``) until
+    validation accuracy first reaches ``target``; training stops there, or after ``cap_s`` seconds,
+    or at the profile's end. Validation runs ``evals_per_epoch`` times an epoch (its seconds count:
+    they are part of getting there; ``train_s`` in each evaluation leaves them out). No checkpoints
+    are written. Every evaluation is kept: ``(epoch, wall_s, train_s, accuracy)``."""
     from transformers import TrainerCallback
+    from transformers.trainer_utils import IntervalStrategy
 
     from . import ptuning
 
+    if evals_per_epoch < 1:
+        raise ValueError(f"evals_per_epoch must be 1 or more, got {evals_per_epoch!r}")
+
     class StopAt(TrainerCallback):
-        reached = None
+        reached, stopped, evals, eval_s = None, "end", [], 0.0
 
         def on_train_begin(self, args, state, control, **kw):
             self.start = time.perf_counter()
 
+        def on_step_end(self, args, state, control, **kw):
+            if cap_s is not None and time.perf_counter() - self.start > cap_s:
+                self.stopped, control.should_training_stop = "cap", True
+
         def on_evaluate(self, args, state, control, metrics=None, **kw):
-            if self.reached is None and (metrics or {}).get("eval_accuracy", 0) >= target:
-                self.reached = (time.perf_counter() - self.start, state.epoch)
+            wall = time.perf_counter() - self.start
+            self.eval_s += metrics.get("eval_runtime", 0.0)
+            acc = metrics["eval_accuracy"]
+            self.evals = [*self.evals, (round(state.epoch, 2), round(wall, 1), round(wall - self.eval_s, 1),
+                                        round(acc, 4))]
+            if self.reached is None and acc >= target:
+                self.reached, self.stopped = self.evals[-1], "target"
                 control.should_training_stop = True
 
     stop = StopAt()
-    p = ptuning.prepare("v2", "quick", 0, output_dir=config.output_dir("bench", "tta"), callbacks=[stop], **overrides)
+    out = output_dir or config.output_dir("bench", "tta")
+    p = ptuning.prepare(method, profile, seed, output_dir=out, callbacks=[stop], **overrides)
+    args = p.trainer.args
+    args.save_strategy = IntervalStrategy.NO
+    if evals_per_epoch > 1:
+        steps_per_epoch = math.ceil(len(p.splits["train"]) / (args.per_device_train_batch_size * args.world_size))
+        args.eval_strategy, args.eval_steps = IntervalStrategy.STEPS, max(1, steps_per_epoch // evals_per_epoch)
     p.trainer.train()
-    evals = [(h["epoch"], round(h["eval_accuracy"], 4)) for h in p.trainer.state.log_history if "eval_accuracy" in h]
-    return {"time_to_val_075_s": stop.reached[0] if stop.reached else None,
-            "time_to_val_075_epoch": stop.reached[1] if stop.reached else None,
-            # the quick profile's best validation accuracy (the run stops early once it reaches the target)
-            "quick_profile_val_acc": max((acc for _, acc in evals), default=None),
-            "time_to_val_075_evals": evals,
-            "time_to_val_075_config": {k: p.cfg[k] for k in
-                                       ("learning_rate", "num_train_epochs", "head_learning_rate")}}
+    keys = ("learning_rate", "head_learning_rate", "num_train_epochs", "per_device_train_batch_size", "warmup_ratio",
+            "num_virtual_tokens", "encoder_hidden_size", "max_length", "precision_used")
+    return {"time_to_val_075_s": stop.reached[1] if stop.reached else None,
+            "time_to_val_075_train_s": stop.reached[2] if stop.reached else None,
+            "time_to_val_075_epoch": stop.reached[0] if stop.reached else None,
+            # the best validation accuracy seen (the run stops early once it reaches the target)
+            f"{profile}_profile_val_acc": max((e[3] for e in stop.evals), default=None),
+            "time_to_val_075_stopped": stop.stopped,
+            "time_to_val_075_evals": stop.evals,
+            "time_to_val_075_config": {"method": method, "profile": profile, "seed": seed,
+                                       "evals_per_epoch": evals_per_epoch, "cap_s": cap_s, "target": target,
+                                       "overrides": overrides, **{k: p.cfg.get(k) for k in keys}}}
 
 
 def trainer_vs_loop(method: str = "v2", steps: int = 50, profile: str = "full", **overrides) -> dict:
@@ -331,7 +359,9 @@ def _print(r: dict) -> None:
         (f"val accuracy after {r['steps_each']} steps ({' / '.join(r['val_accuracy_after_steps'])})",
          " / ".join(f"{v:.4f}" for v in r["val_accuracy_after_steps"].values())),
         ("time to val accuracy 0.75, v2 quick (s) (target <= 300)",
-         "not reached" if r.get("time_to_val_075_s") is None else f"{r['time_to_val_075_s']:.0f}"),
+         "not reached" if r.get("time_to_val_075_s") is None
+         else f"{r['time_to_val_075_s']:.0f} (epoch {r['time_to_val_075_epoch']}, "
+              f"{r['time_to_val_075_train_s']:.0f} s without the evaluations)"),
         ("v2 quick profile, best val accuracy (target >= 0.75)", f"{r.get('quick_profile_val_acc')}"),
         *([("GPU: Trainer samples/s, loop / Trainer (target <= 1.5)",
             f"{r['gpu_train_samples_per_s']:.0f}, {r['gpu_trainer_vs_loop']:.2f}")]
@@ -351,3 +381,24 @@ def _print(r: dict) -> None:
           f"commit {r['machine']['git_commit']}")
     for k, v in lines:
         print(f"  {k:{width}s}  {v}")
+
+
+def trials_table(path, majority: float | None = None):
+    """One row per v2 recipe trial (``bench/v2_recipe_trials.py``'s JSON Lines): what was changed,
+    the best validation accuracy and where, how many evaluations sat on the ``majority`` line, and
+    when 0.75 was reached (None: not within the cap)."""
+    import json
+
+    import pandas as pd
+
+    rows = []
+    for line in open(path, encoding="utf-8"):
+        t = json.loads(line)
+        changed = {**t["over"], **({"dropout": t["dropout"]} if t.get("dropout") is not None else {})}
+        best = max(t["evals"], key=lambda e: e[3])
+        rows.append({"recipe": t["name"], "changed": changed, "seed": t["seed"], "evals": len(t["evals"]),
+                     "epochs trained": t["evals"][-1][0], "best val acc": best[3], "at epoch": best[0],
+                     **({"evals on the majority line": sum(abs(e[3] - majority) < 1e-4 for e in t["evals"])}
+                        if majority is not None else {}),
+                     "reached 0.75 at s": t["reached"][1] if t["reached"] else None})
+    return pd.DataFrame(rows)

@@ -40,6 +40,8 @@ RULES: dict[str, Rule] = {
     "warmup_ratio": Rule("float", 0, 0.99, help="share of the steps spent warming up the learning rate"),
     "precision": Rule("str", choices=("auto", "fp32", "bf16", "fp16"), optional=False,
                       help="auto: bf16 on a GPU that has it, fp32 on a CPU"),
+    "dropout": Rule("float", 0, 0.99, help="every dropout of the pretrained model and head (None: the checkpoint's, "
+                                            "0.1 for BERT); 0 also makes CPU steps faster"),
     "torch_compile": Rule("bool", optional=False, help="torch.compile the model (a GPU's launch overhead)"),
     "pad_to_multiple_of": Rule("int", 1, 512, help="pad batches to a multiple of this (default 16 when compiled)"),
     "num_virtual_tokens": Rule("int", 1, 512, help="virtual tokens (v1) or prefix length (v2)"),
@@ -117,6 +119,7 @@ class RunSettings:
     warmup_ratio: float = 0.06
     head_learning_rate: float | None = None
     precision: str = "auto"
+    dropout: float | None = None
     torch_compile: bool = False
     pad_to_multiple_of: int | None = None
     num_virtual_tokens: int | None = None

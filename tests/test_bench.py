@@ -50,3 +50,43 @@ def test_trainer_against_a_plain_loop_on_the_same_batches(mrpc_dir, monkeypatch)
     assert r["trainer_samples_per_s"] > 0 and r["loop_samples_per_s"] > 0
     assert r["trainer_vs_loop"] == pytest.approx(r["loop_samples_per_s"] / r["trainer_samples_per_s"], rel=0.01)
     assert bench.gpu_figures() == {}  # no CUDA here: nothing to report, nothing invented
+
+
+def test_time_to_accuracy_stops_at_the_target_and_keeps_every_evaluation(mrpc_dir, tmp_path):
+    # smoke: 64 rows at batch 16 = 4 steps an epoch; two evaluations an epoch = every 2 steps
+    hit = bench.time_to_accuracy(0.0, profile="smoke", evals_per_epoch=2, data=mrpc_dir, output_dir=tmp_path / "a")
+    assert hit["time_to_val_075_stopped"] == "target" and hit["time_to_val_075_epoch"] == 0.5
+    assert len(hit["time_to_val_075_evals"]) == 1 and hit["time_to_val_075_s"] >= hit["time_to_val_075_train_s"] > 0
+    miss = bench.time_to_accuracy(1.01, profile="smoke", seed=3, evals_per_epoch=2, data=mrpc_dir,
+                                  output_dir=tmp_path / "b", learning_rate=1e-3)
+    assert miss["time_to_val_075_s"] is None and miss["time_to_val_075_stopped"] == "end"
+    assert [e[0] for e in miss["time_to_val_075_evals"]] == [0.5, 1.0, 1.5, 2.0]
+    assert miss["smoke_profile_val_acc"] == max(e[3] for e in miss["time_to_val_075_evals"])
+    cfg = miss["time_to_val_075_config"]
+    assert (cfg["seed"], cfg["learning_rate"], cfg["overrides"]["learning_rate"]) == (3, 1e-3, 1e-3)
+    assert not list((tmp_path / "b").glob("checkpoint-*"))  # no checkpoints inside a timing
+    with pytest.raises(ValueError, match="evals_per_epoch"):
+        bench.time_to_accuracy(evals_per_epoch=0)
+
+
+def test_trials_table_reads_what_the_trial_script_writes(tmp_path):
+    import json
+
+    path = tmp_path / "trials.jsonl"
+    lines = [dict(name="bs16", over={"per_device_train_batch_size": 16}, seed=0, K=4, reached=None,
+                  evals=[[0.25, 20.0, 17.0, 0.6838], [0.5, 40.0, 34.0, 0.7132], [0.75, 60.0, 51.0, 0.6838]]),
+             dict(name="pooler", over={"train_pooler": True}, seed=0, dropout=0.0, K=4,
+                  reached=[0.5, 41.0, 35.0, 0.7525], evals=[[0.25, 20.0, 17.0, 0.7], [0.5, 41.0, 35.0, 0.7525]])]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    table = bench.trials_table(path, majority=0.6838).set_index("recipe")
+    assert table.loc["bs16", "best val acc"] == 0.7132 and table.loc["bs16", "at epoch"] == 0.5
+    on_majority = table["evals on the majority line"]
+    assert on_majority["bs16"] == 2 and on_majority["pooler"] == 0
+    assert pd_isna(table.loc["bs16", "reached 0.75 at s"]) and table.loc["pooler", "reached 0.75 at s"] == 41.0
+    assert table.loc["pooler", "changed"] == {"train_pooler": True, "dropout": 0.0}
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))

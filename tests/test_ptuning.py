@@ -86,6 +86,25 @@ def test_v1_pooler_reads_cls(mrpc_dir):
         assert seen == [expected]
 
 
+def test_dropout_setting_silences_every_dropout_in_training(mrpc_dir):
+    """dropout=0 (v2's default): two forward passes in training mode agree; with BERT's 0.1 they do not."""
+    import torch
+
+    from helpers.models import load_tokenizer, resolve_model
+
+    choice = resolve_model("embedded", verbose=False)
+    batch = load_tokenizer(choice)(["a cat sat"], ["a dog sat"], return_tensors="pt")
+    assert ptuning.resolve_config("v2", "smoke")["dropout"] == 0.0
+    for dropout, same in ((0.0, True), (0.1, False)):
+        net = ptuning.build_model("v2", ptuning.resolve_config("v2", "smoke", dropout=dropout), choice).train()
+        torch.manual_seed(0)
+        with torch.no_grad():
+            a, b = net(**batch).logits, net(**batch).logits
+        assert torch.equal(a, b) is same, dropout
+    with pytest.raises(ValueError, match="dropout=1.5 is not allowed"):
+        ptuning.resolve_config("v2", "smoke", dropout=1.5)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(method="v3"), "unknown method 'v3': choose one of v1, v2"),
     (dict(method="v2", profile="huge"), "unknown profile 'huge'"),
