@@ -276,6 +276,20 @@ class Sweep:
         return save_json(summary, path)
 
     @classmethod
+    def merge(cls, *sweeps: Sweep) -> Sweep:
+        """One sweep holding the labels of several (for instance a method's runs before and after its
+        defaults changed, to compare them pair by pair). A label in two of them is a ValueError."""
+        runs, files, configs = {}, {}, []
+        for sw in sweeps:
+            clash = sorted(set(sw.runs) & set(runs))
+            if clash:
+                raise ValueError(f"label(s) {', '.join(clash)} are in more than one sweep; rename one first")
+            runs.update(sw.runs)
+            files.update(sw.files)
+            configs.append(sw.config)
+        return cls(runs, {"merged": configs}, files)
+
+    @classmethod
     def from_json(cls, path: str | os.PathLike) -> Sweep:
         """Read a summary written by ``to_json`` and the run files it names."""
         path = Path(path)

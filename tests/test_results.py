@@ -66,6 +66,13 @@ def test_sweep_table_comparisons_figure_and_round_trip(tmp_path):
     sw.to_json(tmp_path / "summary.json")
     back = results.Sweep.from_json(tmp_path / "summary.json")
     assert back.table().equals(sw.table())
+    before = results.Sweep({"v2-before": [_fake("v2", s, base[s]) for s in range(3)]}, {"note": "old"})
+    both = results.Sweep.merge(back, before)
+    assert list(both.runs) == ["v2", "v1", "v2-before"] and both.config["merged"][1] == {"note": "old"}
+    pair = both.comparisons(pairs=[("v2", "v2-before")])
+    assert pair.loc[0, "acc diff (a - b)"] > 0 and pair.loc[0, "seeds"] == [0, 1, 2]
+    with pytest.raises(ValueError, match="label.s. v1 are in more than one sweep"):
+        results.Sweep.merge(back, results.Sweep({"v1": []}))
 
 
 def test_learned_table_and_compare_runs():
