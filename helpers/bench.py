@@ -322,6 +322,9 @@ def _machine() -> dict:
 
 def run_all(quick: bool = False, json_path=None) -> dict:
     """Every benchmark; prints a table and returns (and writes) the figures."""
+    if importlib.util.find_spec("gguf") is None:  # checked first: the generation part comes after the training
+        raise SystemExit("bench: the generation benchmark loads the GGUF file through transformers, which needs "
+                         "the gguf package: pip install -e '.[bench]' (or make bench)")
     t0 = time.perf_counter()
     res = {"quick": quick, "machine": _machine()}
     # Under group_by_length an epoch starts with the longest batches of a mega-batch: the full run
