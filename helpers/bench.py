@@ -163,7 +163,8 @@ def time_to_accuracy(target: float = 0.75, *, method: str = "v2", profile: str =
         raise ValueError(f"evals_per_epoch must be 1 or more, got {evals_per_epoch!r}")
 
     class StopAt(TrainerCallback):
-        reached, stopped, evals, eval_s = None, "end", [], 0.0
+        def __init__(self):
+            self.reached, self.stopped, self.evals, self.eval_s = None, "end", [], 0.0
 
         def on_train_begin(self, args, state, control, **kw):
             self.start = time.perf_counter()
@@ -176,8 +177,7 @@ def time_to_accuracy(target: float = 0.75, *, method: str = "v2", profile: str =
             wall = time.perf_counter() - self.start
             self.eval_s += metrics.get("eval_runtime", 0.0)
             acc = metrics["eval_accuracy"]
-            self.evals = [*self.evals, (round(state.epoch, 2), round(wall, 1), round(wall - self.eval_s, 1),
-                                        round(acc, 4))]
+            self.evals.append((round(state.epoch, 2), round(wall, 1), round(wall - self.eval_s, 1), round(acc, 4)))
             if self.reached is None and acc >= target:
                 self.reached, self.stopped = self.evals[-1], "target"
                 control.should_training_stop = True
@@ -191,8 +191,6 @@ def time_to_accuracy(target: float = 0.75, *, method: str = "v2", profile: str =
         steps_per_epoch = math.ceil(len(p.splits["train"]) / (args.per_device_train_batch_size * args.world_size))
         args.eval_strategy, args.eval_steps = IntervalStrategy.STEPS, max(1, steps_per_epoch // evals_per_epoch)
     p.trainer.train()
-    keys = ("learning_rate", "head_learning_rate", "num_train_epochs", "per_device_train_batch_size", "warmup_ratio",
-            "num_virtual_tokens", "encoder_hidden_size", "max_length", "precision_used")
     return {"time_to_val_075_s": stop.reached[1] if stop.reached else None,
             "time_to_val_075_train_s": stop.reached[2] if stop.reached else None,
             "time_to_val_075_epoch": stop.reached[0] if stop.reached else None,
@@ -202,7 +200,8 @@ def time_to_accuracy(target: float = 0.75, *, method: str = "v2", profile: str =
             "time_to_val_075_evals": stop.evals,
             "time_to_val_075_config": {"method": method, "profile": profile, "seed": seed,
                                        "evals_per_epoch": evals_per_epoch, "cap_s": cap_s, "target": target,
-                                       "overrides": overrides, **{k: p.cfg.get(k) for k in keys}}}
+                                       "overrides": overrides,
+                                       **{k: v for k, v in p.cfg.items() if k not in ("environment", "data")}}}
 
 
 def trainer_vs_loop(method: str = "v2", steps: int = 50, profile: str = "full", **overrides) -> dict:
