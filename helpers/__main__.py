@@ -26,6 +26,11 @@ def _override(text: str) -> tuple[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (2 for bad input, 130 for an interrupted run)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["doctor"]:  # its own parser: python -m helpers doctor --help
+        from . import doctor
+
+        return doctor.main(argv[1:])
     from . import ptuning
 
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
@@ -75,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     res.add_argument("--pattern", default="q1_*.json", help="which files of results/ (default q1_*.json)")
     res.add_argument("--markdown", action="store_true", help="a Markdown table (what the README shows)")
     res.add_argument("--sweep", default=None, help="a sweep's summary JSON: its per-method table and comparisons")
+    sub.add_parser("doctor", help="what a TA asks for: CPU, builds, versions, data, models; generation and "
+                   "training-step checks (doctor --help)")
     nbs = sub.add_parser("notebooks", help="run, strip or check the notebooks")
     nbs.add_argument("action", choices=["run", "strip", "check"])
     nbs.add_argument("--out", default=None, help="run: where the executed notebooks go (default outputs/notebooks)")
@@ -180,14 +187,7 @@ def _q3(args) -> int:
         profile = config.get_profile(args.profile)
         if args.out:
             check_writable(Path(args.out).resolve().parent)  # before the stories, not after
-        variants = stories.DEFAULT_VARIANTS
-        if args.variants:
-            known = {v.label: v for v in variants}
-            wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
-            unknown = [v for v in wanted if v not in known]
-            if unknown or not wanted:
-                raise ValueError(f"unknown variants {unknown}: choose from {', '.join(known)}")
-            variants = tuple(known[v] for v in wanted)
+        variants = stories.variants_named(args.variants)
         backend = stories.LocalLlama(args.gguf) if args.backend == "local" else stories.OpenAICompatible()
         rows, written = stories.compare(backend, stories.EXAMPLE_SPEC, variants, n=profile.stories_per_strategy,
                                         seed=args.seed, max_tokens=profile.story_max_tokens)

@@ -70,6 +70,9 @@ class LocalLlama:
 
     def __init__(self, model_path: str | os.PathLike | None = None, n_ctx: int = 2048,
                  n_threads: int | None = None, seed: int = 0):
+        from .llama_build import ensure_works
+
+        ensure_works()  # a build that dies on this CPU fails here with the fix, in a child, not in this process
         from llama_cpp import Llama
 
         path = Path(model_path) if model_path else embedded_gguf()

@@ -1,7 +1,10 @@
 """The workbook's notebooks: list, check that they are stripped, strip, execute headless."""
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -60,14 +63,50 @@ def execute(path: str | os.PathLike, out_dir: str | os.PathLike, timeout: int = 
                   flush=True)
 
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", on_cell_start=on_cell_start,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        with _progress_lines(path.name) if progress else contextlib.nullcontext():
+            NotebookClient(nb, timeout=timeout, kernel_name="python3", on_cell_start=on_cell_start,
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         seconds = time.perf_counter() - start
         out = Path(out_dir) / path.name
         out.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, out)
     return seconds
+
+
+@contextlib.contextmanager
+def _progress_lines(name: str, every: float = 2.0):
+    """While the block runs, print the lines a kernel appends to ``$WORKBOOK_PROGRESS_LOG`` (training
+    runs write one per epoch: ``callbacks.EpochLog``). The kernel inherits the variable when it starts."""
+    from .callbacks import PROGRESS_LOG
+
+    fd, log = tempfile.mkstemp(prefix="progress-", suffix=".log")
+    os.close(fd)
+    before = os.environ.get(PROGRESS_LOG)
+    os.environ[PROGRESS_LOG] = log
+    done = threading.Event()
+
+    def tail():
+        with open(log, encoding="utf-8") as f:
+            while True:
+                finished = done.wait(every)
+                for line in f.readlines():
+                    print(f"    {name}: {line.rstrip()}", flush=True)
+                if finished:
+                    return
+
+    thread = threading.Thread(target=tail, daemon=True)
+    thread.start()
+    try:
+        yield log
+    finally:
+        done.set()
+        thread.join()
+        if before is None:
+            os.environ.pop(PROGRESS_LOG, None)
+        else:
+            os.environ[PROGRESS_LOG] = before
+        os.unlink(log)
 
 
 def run_all(out_dir: str | os.PathLike | None = None) -> dict[str, float]:

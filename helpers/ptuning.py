@@ -420,6 +420,8 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
     import torch
     from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 
+    from .callbacks import EpochLog
+
     cfg = resolve_config(method, profile, **overrides)
     out = Path(output_dir) if output_dir else default_output_dir(method, cfg["profile"], seed, **overrides)
     check_writable(out)
@@ -452,7 +454,8 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
     trainer = trainer_class()(model=net, args=args, train_dataset=splits["train"], eval_dataset=splits["validation"],
                       data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(cfg)),
                       compute_metrics=compute_metrics,
-                      optimizers=make_optimizer(net, cfg, num_steps), callbacks=[keeper := keep_best(), *callbacks])
+                      optimizers=make_optimizer(net, cfg, num_steps),
+                      callbacks=[keeper := keep_best(), EpochLog(f"{method} seed {seed}"), *callbacks])
     cfg.update(seed=seed, num_training_steps=num_steps, precision_used=precision,
                data=dict(rows={k: len(v) for k, v in splits.items()}),
                environment=environment())  # read at the start: the code that trains is the commit recorded

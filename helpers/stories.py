@@ -643,6 +643,20 @@ DEFAULT_VARIANTS = (
 )
 
 
+def variants_named(labels=None) -> tuple[Variant, ...]:
+    """The ``DEFAULT_VARIANTS`` with these labels (a list, or a comma-separated string), in that order;
+    every one for None. ValueError names the unknown labels and the known ones."""
+    if labels is None:
+        return DEFAULT_VARIANTS
+    known = {v.label: v for v in DEFAULT_VARIANTS}
+    wanted = [v.strip() for v in labels.split(",")] if isinstance(labels, str) else list(labels)
+    wanted = [v for v in wanted if v]
+    unknown = [v for v in wanted if v not in known]
+    if unknown or not wanted:
+        raise ValueError(f"unknown variants {unknown}: choose from {', '.join(known)}")
+    return tuple(known[v] for v in wanted)
+
+
 def compare(backend, spec: StorySpec, variants=DEFAULT_VARIANTS, n: int = 4, seed: int = 0,
             max_tokens: int = 600, records=None, progress: bool = True) -> tuple[list[dict], dict[str, list[Story]]]:
     """Write ``n`` stories per variant (seeds ``seed .. seed+n-1``) and measure each set: diversity,
