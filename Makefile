@@ -68,11 +68,9 @@ lab: $(STAMP)
 	WORKBOOK_HEADLESS=0 $(BIN)/jupyter lab notebooks/
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	mkdir -p outputs && $(BIN)/python -m helpers bench --json outputs/bench.json
 
 bench-quick: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	mkdir -p outputs && $(BIN)/python -m helpers bench --quick --json outputs/bench-quick.json
 
 strip: $(STAMP)

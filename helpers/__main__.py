@@ -100,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         benchmarks.run_all(args.quick, args.json)
         return 0
 
+    return _q1(args)
+
+
+def _q1(args) -> int:
+    from . import ptuning
+    from .checkpoints import DiskFull
+
     try:
         # Checked before anything heavy loads, so a typo fails at once.
         ptuning.resolve_config(args.method, args.profile, **dict(args.overrides))
@@ -109,15 +116,15 @@ def main(argv: list[str] | None = None) -> int:
             ptuning.check_writable(Path(args.out).resolve().parent)
         result = ptuning.run(args.method, args.profile, args.seed, model=args.model, data=args.data,
                              output_dir=args.output_dir, resume=args.resume, **dict(args.overrides))
-    except (ValueError, FileNotFoundError, TypeError) as e:
+        if args.out and int(os.environ.get("RANK", "0")) == 0:
+            result.to_json(args.out)
+    except (ValueError, FileNotFoundError, TypeError, DiskFull) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ptuning.RunInterrupted as e:
-        print(f"{e} (add --resume to the same command)", file=sys.stderr)
+        print(str(e), file=sys.stderr)
         return 130
     if int(os.environ.get("RANK", "0")) == 0:
-        if args.out:
-            result.to_json(args.out)
         print(f"{result.method}: best validation accuracy {result.best['eval_accuracy']:.4f} "
               f"(epoch {result.best['epoch']:g}), test accuracy {result.test['accuracy']:.4f}, "
               f"F1 {result.test['f1']:.4f}, {result.trainable_params:,} trainable parameters, "
@@ -133,7 +140,7 @@ def _sweep(args) -> int:
     try:
         result = ptuning.sweep(args.methods, args.seeds, args.profile, args.jobs, model=args.model, data=args.data,
                                out=args.out, **dict(args.overrides))
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:  # OSError: checkpoints.DiskFull
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ptuning.RunInterrupted as e:

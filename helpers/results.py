@@ -20,7 +20,8 @@ from . import config
 
 def save_json(obj, path: str | os.PathLike) -> Path:
     """Write ``obj`` as JSON atomically: through a unique temporary file in the same folder, then
-    ``os.replace``. Concurrent writers each replace the file whole; the last one wins."""
+    ``os.replace``. Concurrent writers each replace the file whole; the last one wins. A full disk raises
+    ``checkpoints.DiskFull`` naming the folder, and leaves the file that was there as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = obj if isinstance(obj, str) else json.dumps(obj, indent=1, default=str)
@@ -32,8 +33,12 @@ def save_json(obj, path: str | os.PathLike) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)  # the file there before, if any, is untouched
+        from .checkpoints import disk_full, is_disk_full
+
+        if is_disk_full(e):
+            raise disk_full(path.parent, len(text.encode()), path.name) from None
         raise
     return path
 
@@ -185,7 +190,8 @@ class Sweep:
     files: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # each run's JSON file, by label
 
     def table(self, confidence: float = 0.95):
-        """Per method: n, mean ± sd and the t-interval of best-validation and test accuracy and F1."""
+        """Per method: n, mean ± sd and the t-interval (inside [0, 1]) of best-validation and test accuracy
+        and F1; ``note`` says where n is too small for the interval to mean much."""
         import pandas as pd
 
         from .stats import mean_ci
@@ -196,10 +202,11 @@ class Sweep:
                    "trainable": results[0].trainable_params}
             for name, get in (("val acc", lambda r: r.best["eval_accuracy"]), ("val F1", lambda r: r.best["eval_f1"]),
                               ("test acc", lambda r: r.test["accuracy"]), ("test F1", lambda r: r.test["f1"])):
-                s = mean_ci([get(r) for r in results], confidence)
+                s = mean_ci([get(r) for r in results], confidence, bounds=(0, 1))
                 row.update({f"{name} mean": round(s["mean"], 4), f"{name} sd": round(s["sd"], 4),
                             f"{name} CI": (round(s["ci_low"], 4), round(s["ci_high"], 4))})
             row["train s mean"] = round(sum(r.train_seconds for r in results) / len(results), 1)
+            row["note"] = s["note"]
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -244,7 +251,7 @@ class Sweep:
             accs = [r.test["accuracy"] for r in results]
             jitter = np.linspace(-0.12, 0.12, len(accs)) if len(accs) > 1 else [0.0]
             ax_dots.scatter(i + np.asarray(jitter), accs, s=18, alpha=0.6, color=f"C{i}")
-            s = mean_ci(accs, confidence)
+            s = mean_ci(accs, confidence, bounds=(0, 1))
             if s["n"] > 1:
                 ax_dots.errorbar(i + 0.3, s["mean"], yerr=[[s["mean"] - s["ci_low"]], [s["ci_high"] - s["mean"]]],
                                  fmt="D", color=f"C{i}", capsize=4)

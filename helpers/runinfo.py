@@ -109,10 +109,11 @@ def environment(device: bool = True) -> dict:
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | os.PathLike):
+def folder_lock(folder: str | os.PathLike, hint: str = "wait for it to finish, or pass another output_dir "
+                                                         "(--output-dir)"):
     """Hold an exclusive lock on ``folder`` (its ``.lock`` file names the holder) while the block
-    runs. A second holder fails at once with ValueError naming the process that has it. The lock
-    goes with the process, so a crash never leaves a stale one."""
+    runs. A second holder fails at once with ValueError naming the process that has it, and ``hint``
+    (what to do). The lock goes with the process, so a crash never leaves a stale one."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / ".lock"
@@ -122,8 +123,7 @@ def folder_lock(folder: str | os.PathLike):
     except OSError:
         holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
         os.close(fd)
-        raise ValueError(f"output folder {folder} is in use by {holder}; wait for it to finish, "
-                         "or pass another output_dir (--output-dir)") from None
+        raise ValueError(f"output folder {folder} is in use by {holder}; {hint}") from None
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}, since {time.strftime('%H:%M:%S')}\n"

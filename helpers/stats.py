@@ -9,8 +9,10 @@ import math
 from collections.abc import Sequence
 
 
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict:
-    """n, mean, sample standard deviation and the t-interval of the mean (NaN bounds for n < 2)."""
+def mean_ci(values: Sequence[float], confidence: float = 0.95, bounds: tuple[float, float] | None = None) -> dict:
+    """n, mean, sample standard deviation and the t-interval of the mean (NaN bounds for n < 2), cut to
+    ``bounds`` where given (an accuracy's interval stays inside [0, 1]). ``note`` says when n is too small
+    for the interval to mean much (n < 3), else is empty."""
     import numpy as np
     from scipy import stats
 
@@ -19,13 +21,16 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict:
     if n == 0:
         raise ValueError("mean_ci needs at least one value")
     mean = float(x.mean())
+    note = f"n = {n}: too few runs for the interval to mean much (3 or more)" if n < 3 else ""
     if n < 2:
-        return {"n": 1, "mean": mean, "sd": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+        return {"n": 1, "mean": mean, "sd": math.nan, "ci_low": math.nan, "ci_high": math.nan, "note": note}
     sd = float(x.std(ddof=1))
     if sd == 0:
-        return {"n": n, "mean": mean, "sd": 0.0, "ci_low": mean, "ci_high": mean}
+        return {"n": n, "mean": mean, "sd": 0.0, "ci_low": mean, "ci_high": mean, "note": note}
     low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=sd / math.sqrt(n))
-    return {"n": n, "mean": mean, "sd": sd, "ci_low": float(low), "ci_high": float(high)}
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return {"n": n, "mean": mean, "sd": sd, "ci_low": float(low), "ci_high": float(high), "note": note}
 
 
 def mcnemar_exact(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict:

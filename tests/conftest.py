@@ -10,6 +10,8 @@ from helpers import config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WORKBOOK_HEADLESS", "1")
+# torch.compile's test compiles in this process: no pool of compile workers left busy behind it
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 
 def need(condition: bool, why: str) -> None:
@@ -58,3 +60,61 @@ def send_json(handler, status: int, payload) -> None:
     handler.send_header("Content-Length", str(len(body)))
     handler.end_headers()
     handler.wfile.write(body)
+
+
+_SMOKE = {}
+
+
+@pytest.fixture(scope="session")
+def smoke_run(mrpc_dir, tmp_path_factory):
+    """Train a method once per test session (smoke profile, seed 0) and share it: ``smoke_run("v2")``
+    returns (RunResult, the LiveCurves board that recorded it)."""
+    from helpers import ptuning
+    from helpers.curves import LiveCurves
+
+    def get(method):
+        if method not in _SMOKE:
+            board = LiveCurves(f"test {method}", live=False, png=tmp_path_factory.mktemp("fig") / "c.png")
+            out = tmp_path_factory.mktemp(method)
+            result = ptuning.run(method, profile="smoke", seed=0, data=mrpc_dir, output_dir=out,
+                                 callbacks=[board.callback(method)])
+            _SMOKE[method] = (result, board)
+        return _SMOKE[method]
+    return get
+
+
+def signal_at(step, *signals, gap=0.0):
+    """A Trainer callback that sends ``signals`` to this process at the end of ``step``, ``gap`` s apart
+    (the run then stops after the next step: the callback runs after the one that checks)."""
+    import signal as _signal  # noqa: F401 (the callers pass signal.SIGINT)
+    import time
+
+    from transformers import TrainerCallback
+
+    class Send(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == step:
+                for i, sig in enumerate(signals):
+                    if i:
+                        time.sleep(gap)
+                    os.kill(os.getpid(), sig)
+
+    return Send()
+
+
+INTERRUPTED_KW = dict(profile="smoke", seed=0, num_train_epochs=3)  # v2 at batch 16 on 64 rows: 4 steps an epoch
+
+
+@pytest.fixture(scope="session")
+def interrupted_v2(mrpc_dir, tmp_path_factory):
+    """A v2 run sent SIGINT at the end of step 6, shared by the resume and fault tests (copy it before
+    changing it): it stops after step 7, with complete checkpoints at steps 4 (epoch 1) and 7 (the stop).
+    Returns (folder, the RunInterrupted it raised)."""
+    import signal
+
+    from helpers import ptuning
+
+    out = tmp_path_factory.mktemp("cut") / "run"
+    with pytest.raises(ptuning.RunInterrupted) as stop:
+        ptuning.run("v2", data=mrpc_dir, output_dir=out, callbacks=[signal_at(6, signal.SIGINT)], **INTERRUPTED_KW)
+    return out, stop.value

@@ -6,7 +6,7 @@ from helpers import config
 
 QUESTIONS = {"ptuning", "adapter_dims", "stories"}  # Q1, Q2, Q3
 SHARED = {"config", "data", "models", "curves", "runinfo", "results", "stats", "settings", "llm", "bottleneck",
-          "notebooks"}
+          "notebooks", "callbacks", "checkpoints", "llama_build", "doctor"}
 
 
 def imports_of(module: str) -> set[str]:
@@ -26,6 +26,8 @@ def imports_of(module: str) -> set[str]:
 
 def test_every_module_is_classified():
     modules = {p.stem for p in (config.PROJ_ROOT / "helpers").glob("*.py")} - {"__init__", "__main__", "bench"}
+    # doctor runs one training step of a method to check an install, so it may import ptuning
+    assert imports_of("doctor") & QUESTIONS <= {"ptuning"}
     assert modules == QUESTIONS | SHARED
 
 
@@ -39,7 +41,7 @@ def test_ptuning_imports_nothing_of_q3_or_the_benchmarks():
 
 
 def test_shared_machinery_imports_no_question():
-    for module in SHARED:
+    for module in SHARED - {"doctor"}:
         assert not imports_of(module) & QUESTIONS, module
 
 

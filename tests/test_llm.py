@@ -45,7 +45,7 @@ class Scripted:
 ])
 def test_malformed_answers_are_backend_errors(body, message):
     with Scripted(200, body) as server:
-        backend = llm.OpenAICompatible(server.url, "m", KEY, timeout=5, max_retries=0)
+        backend = llm.OpenAICompatible(server.url, "m", KEY, deadline=5, max_retries=0)
         with pytest.raises(llm.BackendError, match=message) as err:
             backend.generate(HELLO)
     assert KEY not in str(err.value)
@@ -57,7 +57,7 @@ def test_a_server_that_echoes_the_key_does_not_leak_it():
                                      "headers": dict(headers)}})
 
     with Scripted(400, echo) as server:
-        backend = llm.OpenAICompatible(f"{server.url}?api_key={KEY}", "m", KEY, timeout=5, max_retries=0)
+        backend = llm.OpenAICompatible(f"{server.url}?api_key={KEY}", "m", KEY, deadline=5, max_retries=0)
         with pytest.raises(llm.BackendError, match="answered HTTP 400") as err:
             backend.generate(HELLO)
     text = str(err.value) + repr(backend)

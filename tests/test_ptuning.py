@@ -4,23 +4,6 @@ import math
 import pytest
 
 from helpers import data, ptuning, runinfo
-from helpers.curves import LiveCurves
-
-_CACHE = {}
-
-
-@pytest.fixture
-def smoke_run(mrpc_dir, tmp_path_factory):
-    """Run a method once per session (smoke profile) and share the result between tests."""
-    def get(method):
-        if method not in _CACHE:
-            board = LiveCurves(f"test {method}", live=False, png=tmp_path_factory.mktemp("fig") / "c.png")
-            out = tmp_path_factory.mktemp(method)
-            result = ptuning.run(method, profile="smoke", seed=0, data=mrpc_dir, output_dir=out,
-                                 callbacks=[board.callback(method)])
-            _CACHE[method] = (result, board)
-        return _CACHE[method]
-    return get
 
 
 @pytest.mark.slow
