@@ -3,7 +3,7 @@
 #   MRPC_DIR=/path/to/mrpc bash bench/gpu.sh [results-folder]
 # 1. How many runs share the GPU best: J concurrent one-epoch v2 runs (full profile) for J in 1 2 4 8,
 #    total training samples/s printed for each; the best J is used below (and is what to put in
-#    helpers.ptuning.GPU_JOBS_AUTO).
+#    helpers.sweeps.GPU_JOBS_AUTO).
 # 2. The GPU figures: the Trainer path's samples/s and a plain loop over the same batches
 #    (gpu_train_samples_per_s, gpu_trainer_vs_loop; target within 1.5x) -> results/bench_gpu.json.
 # 3. The sweep: v1, v2, v2-noproj, lora and full over 5 seeds, and v1's recipe variants (LSTM encoder,

@@ -2,7 +2,7 @@
 
     python bench/profile_step.py [--steps 3] [--method v2]
 
-Builds the same Trainer as ``helpers.ptuning.run`` (``prepare``), runs a warm-up step, then
+Builds the same Trainer as ``helpers.training.run`` (``prepare``), runs a warm-up step, then
 profiles the next steps and prints the operators by total CPU time.
 """
 import argparse
@@ -10,7 +10,7 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from helpers import bench, config, ptuning
+from helpers import config, timing, training
 
 
 def main() -> None:
@@ -18,11 +18,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--method", default="v2")
     args = parser.parse_args()
-    p = ptuning.prepare(args.method, "quick", 0, output_dir=config.output_dir("bench", "profile"))
+    p = training.prepare(args.method, "quick", 0, output_dir=config.output_dir("bench", "profile"))
     trainer = p.trainer
-    bench.train_steps(trainer, 1)  # warm-up: allocator, first kernels
+    timing.train_steps(trainer, 1)  # warm-up: allocator, first kernels
     with profile(activities=[ProfilerActivity.CPU], record_shapes=False) as prof:
-        bench.train_steps(trainer, args.steps)  # no evaluation: the epoch-end one would land in the profile
+        timing.train_steps(trainer, args.steps)  # no evaluation: the epoch-end one would land in the profile
     table = prof.key_averages().table(sort_by="cpu_time_total", row_limit=25)
     print(f"{args.method}: {args.steps} steps, batch {trainer.args.per_device_train_batch_size}, "
           f"{torch.get_num_threads()} threads, precision {p.cfg['precision_used']}")

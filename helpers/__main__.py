@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import os
 import sys
 from pathlib import Path
 
@@ -24,24 +23,14 @@ def _override(text: str) -> tuple[str, object]:
     return key.strip(), value
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code (2 for bad input, 130 for an interrupted run)."""
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["doctor"]:  # its own parser: python -m helpers doctor --help
-        from . import doctor
-
-        return doctor.main(argv[1:])
-    from . import ptuning
-
-    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_q1(sub) -> None:
+    from . import methods
     from .config import PROFILES
     from .settings import help_text
 
-    q1 = sub.add_parser("q1", help="fine-tune on MRPC with one method (P-Tuning v1/v2, LoRA, full)",
-                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                        epilog=help_text(ptuning.METHODS, ptuning.COMMON, PROFILES["quick"]))
-    q1.add_argument("--method", required=True, choices=list(ptuning.METHODS))
+    q1 = sub.add_parser("q1", help="fine-tune on MRPC with one method (P-Tuning v1/v2, LoRA, full, adapter)",
+                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=help_text(PROFILES["quick"]))
+    q1.add_argument("--method", required=True, choices=list(methods.METHODS))
     q1.add_argument("--profile", default="auto", help="smoke, quick, full or auto (default)")
     q1.add_argument("--seed", type=int, default=42)
     q1.add_argument("--model", default="auto", help="auto, embedded, a checkpoint folder or a hub id")
@@ -50,9 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     q1.add_argument("--out", default=None, help="write the RunResult JSON here (an existing file needs --overwrite)")
     q1.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     q1.add_argument("--resume", action="store_true",
-                    help="continue from the last checkpoint in the run's folder (after Ctrl-C or SIGTERM)")
+                    help="continue from the newest complete checkpoint in the run's folder (after Ctrl-C or SIGTERM)")
     q1.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
                     metavar="KEY=VALUE", help="override a setting, e.g. --set learning_rate=3e-3 (repeatable)")
+
+
+def _add_sweep(sub) -> None:
     sw = sub.add_parser("sweep", help="Q1 over several methods and seeds, resumable, with mean, CI and paired tests")
     sw.add_argument("--methods", default="v1,v2", help="comma-separated methods or variants (default v1,v2)")
     sw.add_argument("--seeds", default="3", help="a count (3: seeds 0,1,2) or a list (0,1,7)")
@@ -63,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--out", required=True, help="the summary JSON; each run's JSON goes in a folder beside it")
     sw.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
                     metavar="KEY=VALUE", help="override a setting for every run (repeatable)")
+
+
+def _add_q3(sub) -> None:
     q3 = sub.add_parser("q3", help="compare story-prompting strategies with an LLM")
     q3.add_argument("--profile", default="auto", help="smoke, quick, full or auto (default): stories per strategy")
     q3.add_argument("--seed", type=int, default=0)
@@ -73,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     q3.add_argument("--out", default=None, help="write the comparison (rows, config) as JSON here")
     q3.add_argument("--variants", default=None,
                     help="comma-separated variant labels (default: all of stories.DEFAULT_VARIANTS)")
+
+
+def _add_tools(sub) -> None:
     bench = sub.add_parser("bench", help="benchmarks: training throughput, time to accuracy, generation, notebooks")
     bench.add_argument("--quick", action="store_true", help="fewer steps: about a minute, every ratio still printed")
     bench.add_argument("--json", default=None, help="write the figures here")
@@ -85,46 +83,53 @@ def main(argv: list[str] | None = None) -> int:
     nbs = sub.add_parser("notebooks", help="run, strip or check the notebooks")
     nbs.add_argument("action", choices=["run", "strip", "check"])
     nbs.add_argument("--out", default=None, help="run: where the executed notebooks go (default outputs/notebooks)")
+
+
+def _bench(args) -> int:
+    from . import bench
+
+    bench.run_all(args.quick, args.json)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for bad input, 130 for an interrupted run)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["doctor"]:  # its own parser: python -m helpers doctor --help
+        from . import doctor
+
+        return doctor.main(argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_q1, _add_sweep, _add_q3, _add_tools):
+        add(sub)
     args = parser.parse_args(argv)
-    if args.command == "notebooks":
-        return _notebooks(args)
-    if args.command == "q3":
-        return _q3(args)
-    if args.command == "results":
-        return _results(args)
-    if args.command == "sweep":
-        return _sweep(args)
-    if args.command == "bench":
-        from . import bench as benchmarks
-
-        benchmarks.run_all(args.quick, args.json)
-        return 0
-
-    return _q1(args)
+    commands = {"q1": _q1, "sweep": _sweep, "q3": _q3, "bench": _bench, "results": _results, "notebooks": _notebooks}
+    return commands[args.command](args)
 
 
 def _q1(args) -> int:
-    from . import ptuning
+    from . import runinfo, settings, training
     from .checkpoints import DiskFull
 
     try:
         # Checked before anything heavy loads, so a typo fails at once.
-        ptuning.resolve_config(args.method, args.profile, **dict(args.overrides))
+        settings.resolve_config(args.method, args.profile, **dict(args.overrides))
         if args.out:
             if Path(args.out).exists() and not args.overwrite and not args.resume:
                 raise ValueError(f"{args.out} exists; pass --overwrite to replace it, or another --out")
-            ptuning.check_writable(Path(args.out).resolve().parent)
-        result = ptuning.run(args.method, args.profile, args.seed, model=args.model, data=args.data,
+            runinfo.check_writable(Path(args.out).resolve().parent)
+        result = training.run(args.method, args.profile, args.seed, model=args.model, data=args.data,
                              output_dir=args.output_dir, resume=args.resume, **dict(args.overrides))
-        if args.out and int(os.environ.get("RANK", "0")) == 0:
+        if args.out and runinfo.is_rank_zero():
             result.to_json(args.out)
     except (ValueError, FileNotFoundError, TypeError, DiskFull) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except ptuning.RunInterrupted as e:
+    except training.RunInterrupted as e:
         print(str(e), file=sys.stderr)
         return 130
-    if int(os.environ.get("RANK", "0")) == 0:
+    if runinfo.is_rank_zero():
         print(f"{result.method}: best validation accuracy {result.best['eval_accuracy']:.4f} "
               f"(epoch {result.best['epoch']:g}), test accuracy {result.test['accuracy']:.4f}, "
               f"F1 {result.test['f1']:.4f}, {result.trainable_params:,} trainable parameters, "
@@ -135,15 +140,15 @@ def _q1(args) -> int:
 def _sweep(args) -> int:
     import pandas as pd
 
-    from . import ptuning
+    from . import sweeps, training
 
     try:
-        result = ptuning.sweep(args.methods, args.seeds, args.profile, args.jobs, model=args.model, data=args.data,
+        result = sweeps.sweep(args.methods, args.seeds, args.profile, args.jobs, model=args.model, data=args.data,
                                out=args.out, **dict(args.overrides))
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:  # OSError: checkpoints.DiskFull
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except ptuning.RunInterrupted as e:
+    except training.RunInterrupted as e:
         print(f"{e}. The finished runs are saved: run the same sweep command again to go on.", file=sys.stderr)
         return 130
     with pd.option_context("display.width", 200, "display.max_columns", 30):
@@ -184,8 +189,6 @@ def _results(args) -> int:
 
 
 def _q3(args) -> int:
-    import dataclasses
-
     from . import config, stories
     from .runinfo import check_writable, environment
 
@@ -207,16 +210,9 @@ def _q3(args) -> int:
     if args.out:
         from .results import save_json
 
-        variants = {v.label: v for v in stories.DEFAULT_VARIANTS}
-        kept = {label: [{"seed": s.seed, "strategy": s.strategy, "sampling": variants[label].sampling,
-                         "max_tokens": profile.story_max_tokens, "text": s.text,
-                         "report": dataclasses.asdict(s.report),
-                         "completion_tokens": sum(c["completion_tokens"] for c in s.calls),
-                         "seconds": round(sum(c["seconds"] for c in s.calls), 2), "calls": len(s.calls)}
-                        for s in batch] for label, batch in written.items()}
         result = {"rows": rows, "spec": stories.EXAMPLE_SPEC.to_dict(), "profile": profile.to_dict(),
                   "seed": args.seed, "backend": repr(backend), "limits": stories.LIMITS, "environment": env,
-                  "stories": kept}
+                  "stories": stories.kept_stories(written, profile.story_max_tokens)}
         save_json(result, args.out)
         print(f"wrote {args.out}")
     return 0

@@ -6,95 +6,18 @@ process, alternating, and reports their ratio: these machines are shared and noi
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import platform
 import statistics
-import threading
 import time
 
 from . import config
 from .results import save_json
+from .timing import megabatch_steps, time_to_accuracy, timed_steps, trainer_vs_loop
 
 
-class _PeakRSS:
-    """The highest resident memory of this process while the block runs (sampled every 50 ms)."""
-
-    def __enter__(self):
-        import psutil
-
-        self.proc, self.peak, self._stop = psutil.Process(), 0, threading.Event()
-        self._t = threading.Thread(target=self._watch, daemon=True)
-        self._t.start()
-        return self
-
-    def _watch(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.05)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
-
-
-def _step_timer():
-    """A TrainerCallback that times optimizer steps, from the start of the first to the end of the last."""
-    from transformers import TrainerCallback
-
-    class StepTimer(TrainerCallback):
-        def __init__(self):
-            self.start = self.end = None
-            self.steps = 0
-
-        def on_step_begin(self, args, state, control, **kw):
-            if self.start is None:
-                self.start = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            self.steps, self.end = self.steps + 1, time.perf_counter()
-
-    return StepTimer()
-
-
-def train_steps(trainer, steps: int, callbacks=()) -> None:
-    """Train ``steps`` optimizer steps from the start of an epoch, without evaluating, with
-    ``callbacks`` attached for this call only."""
-    from transformers.trainer_utils import IntervalStrategy
-
-    for cb in callbacks:
-        trainer.add_callback(cb)
-    trainer.args.max_steps = steps
-    trainer.args.eval_strategy = IntervalStrategy.NO
-    trainer.args.save_strategy = IntervalStrategy.NO  # no checkpoints inside a timing
-    try:
-        trainer.train()
-    finally:
-        for cb in callbacks:
-            trainer.remove_callback(cb)
-
-
-def _timed_steps(trainer, steps: int) -> tuple[float, float]:
-    """(samples/s, peak RSS in MB) over the first ``steps`` optimizer steps of an epoch, after one
-    untimed warm-up step. Every call replays the same (seeded) batch order."""
-    train_steps(trainer, 1)  # warm-up: allocator, first kernels
-    timer = _step_timer()
-    with _PeakRSS() as mem:
-        train_steps(trainer, steps, [timer])
-    batch = trainer.args.per_device_train_batch_size * trainer.args.world_size
-    return timer.steps * batch / (timer.end - timer.start), mem.peak / 2**20
-
-
-def megabatch_steps(trainer) -> int:
-    """How many batches ``group_by_length`` sorts together (transformers'
-    ``get_length_grouped_indices``: a shuffled mega-batch, longest first). A timing window of
-    whole mega-batches sees the epoch's mix of lengths; a shorter one sees its longest batches."""
-    batch = trainer.args.per_device_train_batch_size * trainer.args.world_size
-    return max(1, min(len(trainer.train_dataset) // (batch * 4), 50))
-
-
-def _course_module():
+def course_module():
+    """The course notebook's set-up, reproduced in ``bench/course_setup.py``."""
     path = config.PROJ_ROOT / "bench" / "course_setup.py"
     spec = importlib.util.spec_from_file_location("course_setup", path)
     module = importlib.util.module_from_spec(spec)
@@ -103,25 +26,25 @@ def _course_module():
 
 
 def train_throughput(rounds: int, steps: int | None, eval_limit: int | None, fp32_side: bool = True) -> dict:
-    """The workbook's set-up (``ptuning.prepare``, its default precision) against the course's,
+    """The workbook's set-up (``training.prepare``, its default precision) against the course's,
     method v2, same model and data, alternating ``rounds`` times ``steps`` optimizer steps each
     (``None``: one whole mega-batch of the workbook's length-grouped order, see
     ``megabatch_steps``); then validation accuracy. With ``fp32_side`` a third side, the workbook
     forced to fp32, shows how much of the gain is precision and how much padding and batching."""
-    from . import ptuning
+    from . import methods, settings, training
 
     out = config.output_dir("bench")
-    sides = {"workbook": ptuning.prepare("v2", "quick", 0, output_dir=out / "workbook", eval_limit=eval_limit)}
+    sides = {"workbook": training.prepare("v2", "quick", 0, output_dir=out / "workbook", eval_limit=eval_limit)}
     work = sides["workbook"]
     if fp32_side and work.cfg["precision_used"] != "fp32":
-        sides["workbook_fp32"] = ptuning.prepare("v2", "quick", 0, output_dir=out / "workbook_fp32",
+        sides["workbook_fp32"] = training.prepare("v2", "quick", 0, output_dir=out / "workbook_fp32",
                                                  eval_limit=eval_limit, precision="fp32")
-    course_net = ptuning.build_model("v2", ptuning.resolve_config("v2", "quick"), work.choice)
+    course_net = methods.get("v2").build(settings.resolve_config("v2", "quick"), work.choice)
     from .data import load_mrpc
 
     trainers = {name: p.trainer for name, p in sides.items()}
-    trainers["course"] = _course_module().course_trainer(course_net, work.tokenizer, load_mrpc(verbose=False),
-                                                         out / "course", compute_metrics=ptuning.compute_metrics,
+    trainers["course"] = course_module().course_trainer(course_net, work.tokenizer, load_mrpc(verbose=False),
+                                                         out / "course", compute_metrics=training.compute_metrics,
                                                          eval_limit=eval_limit)
     mega = megabatch_steps(work.trainer)
     steps = steps or mega
@@ -129,7 +52,7 @@ def train_throughput(rounds: int, steps: int | None, eval_limit: int | None, fp3
     peaks = {name: 0.0 for name in trainers}
     for _ in range(rounds):
         for name, trainer in trainers.items():
-            sps, peak = _timed_steps(trainer, steps)
+            sps, peak = timed_steps(trainer, steps)
             speeds[name].append(sps)
             peaks[name] = max(peaks[name], peak)
     total_steps = rounds * (steps + 1)  # each round: one warm-up step and the timed ones
@@ -145,110 +68,6 @@ def train_throughput(rounds: int, steps: int | None, eval_limit: int | None, fp3
     if "workbook_fp32" in med:
         res["train_throughput_ratio_fp32"] = med["workbook_fp32"] / med["course"]
     return res
-
-
-def time_to_accuracy(target: float = 0.75, *, method: str = "v2", profile: str = "quick", seed: int = 0,
-                     evals_per_epoch: int = 1, cap_s: float | None = None, output_dir=None, **overrides) -> dict:
-    """Wall seconds of training (``method`` in ``profile``, its defaults unless ``overrides``) until
-    validation accuracy first reaches ``target``; training stops there, or after ``cap_s`` seconds,
-    or at the profile's end. Validation runs ``evals_per_epoch`` times an epoch (its seconds count:
-    they are part of getting there; ``train_s`` in each evaluation leaves them out). No checkpoints
-    are written. Every evaluation is kept: ``(epoch, wall_s, train_s, accuracy)``."""
-    from transformers import TrainerCallback
-    from transformers.trainer_utils import IntervalStrategy
-
-    from . import ptuning
-
-    if evals_per_epoch < 1:
-        raise ValueError(f"evals_per_epoch must be 1 or more, got {evals_per_epoch!r}")
-
-    class StopAt(TrainerCallback):
-        def __init__(self):
-            self.reached, self.stopped, self.evals, self.eval_s = None, "end", [], 0.0
-
-        def on_train_begin(self, args, state, control, **kw):
-            self.start = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            if cap_s is not None and time.perf_counter() - self.start > cap_s:
-                self.stopped, control.should_training_stop = "cap", True
-
-        def on_evaluate(self, args, state, control, metrics=None, **kw):
-            wall = time.perf_counter() - self.start
-            self.eval_s += metrics.get("eval_runtime", 0.0)
-            acc = metrics["eval_accuracy"]
-            self.evals.append((round(state.epoch, 2), round(wall, 1), round(wall - self.eval_s, 1), round(acc, 4)))
-            if self.reached is None and acc >= target:
-                self.reached, self.stopped = self.evals[-1], "target"
-                control.should_training_stop = True
-
-    stop = StopAt()
-    out = output_dir or config.output_dir("bench", "tta")
-    p = ptuning.prepare(method, profile, seed, output_dir=out, callbacks=[stop], **overrides)
-    args = p.trainer.args
-    args.save_strategy = IntervalStrategy.NO
-    if evals_per_epoch > 1:
-        steps_per_epoch = math.ceil(len(p.splits["train"]) / (args.per_device_train_batch_size * args.world_size))
-        args.eval_strategy, args.eval_steps = IntervalStrategy.STEPS, max(1, steps_per_epoch // evals_per_epoch)
-    p.trainer.train()
-    return {"time_to_val_075_s": stop.reached[1] if stop.reached else None,
-            "time_to_val_075_train_s": stop.reached[2] if stop.reached else None,
-            "time_to_val_075_epoch": stop.reached[0] if stop.reached else None,
-            # the best validation accuracy seen (the run stops early once it reaches the target)
-            f"{profile}_profile_val_acc": max((e[3] for e in stop.evals), default=None),
-            "time_to_val_075_stopped": stop.stopped,
-            "time_to_val_075_evals": stop.evals,
-            "time_to_val_075_config": {"method": method, "profile": profile, "seed": seed,
-                                       "evals_per_epoch": evals_per_epoch, "cap_s": cap_s, "target": target,
-                                       "overrides": overrides,
-                                       **{k: v for k, v in p.cfg.items() if k not in ("environment", "data")}}}
-
-
-def trainer_vs_loop(method: str = "v2", steps: int = 50, profile: str = "full", **overrides) -> dict:
-    """Samples/s of ``steps`` optimizer steps through the workbook's Trainer against a plain PyTorch
-    loop over the same model (built afresh), batches (the Trainer's own dataloader), optimizer and
-    precision, after one untimed warm-up step each. On a GPU the gap is the Trainer's per-step
-    overhead (launch-bound for a 22M-parameter model); the issue's target is a ratio within 1.5."""
-    import torch
-
-    from . import ptuning
-
-    p = ptuning.prepare(method, profile, 0, output_dir=config.output_dir("bench", "loop"), eval_limit=64,
-                        **overrides)
-    trainer = p.trainer
-    batch = trainer.args.per_device_train_batch_size * trainer.args.world_size
-    train_steps(trainer, 1)
-    timer = _step_timer()
-    train_steps(trainer, steps, [timer])
-    trainer_sps = timer.steps * batch / (timer.end - timer.start)
-
-    device = trainer.args.device
-    net = ptuning.build_model(method, p.cfg, p.choice).to(device).train()
-    optimizer, schedule = ptuning.make_optimizer(net, p.cfg, steps + 1)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(p.cfg["precision_used"])
-    batches = iter(trainer.get_train_dataloader())
-
-    def step():
-        inputs = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = net(**inputs).loss
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    step()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    loop_sps = steps * batch / (time.perf_counter() - start)
-    return {"trainer_samples_per_s": round(trainer_sps, 1), "loop_samples_per_s": round(loop_sps, 1),
-            "trainer_vs_loop": round(loop_sps / trainer_sps, 3), "steps": steps, "batch": batch,
-            "device": str(device), "precision": p.cfg["precision_used"]}
 
 
 def gpu_figures(steps: int = 200) -> dict:
@@ -316,9 +135,16 @@ def notebook_seconds() -> dict:
     """Each notebook executed headless in the smoke profile, in a fresh kernel."""
     from . import notebooks
 
-    os.environ["WORKBOOK_PROFILE"] = "smoke"
     out = config.output_dir("bench", "notebooks")
-    return {p.name: round(notebooks.execute(p, out), 1) for p in notebooks.notebook_paths()}
+    before = os.environ.get("WORKBOOK_PROFILE")
+    os.environ["WORKBOOK_PROFILE"] = "smoke"  # the kernels inherit it; put back afterwards
+    try:
+        return {p.name: round(notebooks.execute(p, out), 1) for p in notebooks.notebook_paths()}
+    finally:
+        if before is None:
+            os.environ.pop("WORKBOOK_PROFILE", None)
+        else:
+            os.environ["WORKBOOK_PROFILE"] = before
 
 
 def _machine() -> dict:

@@ -1,6 +1,6 @@
 """Bottleneck adapters (AdapterHub's ``adapters``) built with a chosen hidden size: shared
 machinery, used by Q2's notebook (through ``helpers.adapter_dims``) and by the training runs'
-``adapter`` method (``helpers.ptuning``).
+``adapter`` method (``helpers.methods``).
 
 In ``adapters`` the bottleneck's hidden size is ``int(hidden_size // reduction_factor)``
 (``library_hidden_size_line()`` reads that line from the installed package). A

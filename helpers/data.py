@@ -250,3 +250,45 @@ def majority_accuracy(split) -> float:
     """Accuracy of always answering the most common label: what a collapsed classifier scores."""
     labels = list(split["label"])
     return max(labels.count(0), labels.count(1)) / len(labels)
+
+
+def limit_split(ds, limit, seed: int = 0):
+    """A split cut to ``limit`` rows by a seeded shuffle (the whole split when ``limit`` is None)."""
+    if limit is not None and limit < len(ds):
+        return ds.shuffle(seed=seed).select(range(limit))
+    return ds
+
+
+def clip_text(text: str, max_words: int) -> str:
+    """The first ``max_words`` whitespace-separated words of ``text``, cut at ``64 * max_words``
+    characters. Every word becomes at least one token, so pair truncation to ``max_words`` tokens
+    gives the same tokens as on the whole text (unless its words average over 64 characters),
+    without the tokenizer's cost on very long inputs."""
+    parts = text.split(maxsplit=max_words)[:max_words]
+    return " ".join(parts)[: 64 * max_words]
+
+
+def tokenize_pairs(tokenizer, text1, text2, max_length: int, **kw):
+    """Sentence pairs tokenized as every run and prediction does: each text clipped (``clip_text``), the pair
+    truncated to ``max_length`` tokens; ``kw`` goes to the tokenizer (``padding``, ``return_tensors``)."""
+    return tokenizer([clip_text(t, max_length) for t in text1], [clip_text(t, max_length) for t in text2],
+                     truncation=True, max_length=max_length, **kw)
+
+
+def tokenize_mrpc(dsd, tokenizer, max_length: int, train_limit=None, eval_limit=None, seed: int = 0):
+    """Tokenized splits, cut to the profile's sizes (a seeded shuffle), unpadded: padding happens
+    per batch in the collator, so a batch is only as long as its longest pair."""
+    from datasets.utils import logging as ds_logging
+
+    out = {}
+    shown = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()  # a notebook reopened later shows "model not found" for widget bars
+    try:
+        for split in SPLITS:
+            ds = limit_split(dsd[split], train_limit if split == "train" else eval_limit, seed)
+            out[split] = ds.map(lambda b: tokenize_pairs(tokenizer, b["text1"], b["text2"], max_length),
+                                batched=True, remove_columns=["text1", "text2", "idx"])
+    finally:
+        if shown:
+            ds_logging.enable_progress_bar()
+    return out

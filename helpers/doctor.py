@@ -33,13 +33,13 @@ def training_step(method: str = "v2") -> dict:
 
     import torch
 
-    from . import models, ptuning
+    from . import methods, models, settings
 
     start = time.perf_counter()
-    cfg = ptuning.resolve_config(method, "smoke")
+    cfg = settings.resolve_config(method, "smoke")
     choice = models.resolve_model(verbose=False)
     tokenizer = models.load_tokenizer(choice)
-    net = ptuning.build_model(method, cfg, choice)
+    net = methods.get(method).build(cfg, choice)
     batch = tokenizer(["A cat sat on the mat.", "It rained all day."], ["The cat sat on a mat.", "The sun shone."],
                       padding=True, return_tensors="pt")
     optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-3)

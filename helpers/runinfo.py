@@ -91,6 +91,11 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def is_rank_zero() -> bool:
+    """True in a single process, and in the first of a ``torchrun`` job (``RANK`` 0): the one that writes."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def device_name() -> str:
     """The GPU's name, or ``cpu (N cores)``."""
     import torch

@@ -69,14 +69,14 @@ _SMOKE = {}
 def smoke_run(mrpc_dir, tmp_path_factory):
     """Train a method once per test session (smoke profile, seed 0) and share it: ``smoke_run("v2")``
     returns (RunResult, the LiveCurves board that recorded it)."""
-    from helpers import ptuning
+    from helpers import training
     from helpers.curves import LiveCurves
 
     def get(method):
         if method not in _SMOKE:
             board = LiveCurves(f"test {method}", live=False, png=tmp_path_factory.mktemp("fig") / "c.png")
             out = tmp_path_factory.mktemp(method)
-            result = ptuning.run(method, profile="smoke", seed=0, data=mrpc_dir, output_dir=out,
+            result = training.run(method, profile="smoke", seed=0, data=mrpc_dir, output_dir=out,
                                  callbacks=[board.callback(method)])
             _SMOKE[method] = (result, board)
         return _SMOKE[method]
@@ -112,9 +112,9 @@ def interrupted_v2(mrpc_dir, tmp_path_factory):
     Returns (folder, the RunInterrupted it raised)."""
     import signal
 
-    from helpers import ptuning
+    from helpers import training
 
     out = tmp_path_factory.mktemp("cut") / "run"
-    with pytest.raises(ptuning.RunInterrupted) as stop:
-        ptuning.run("v2", data=mrpc_dir, output_dir=out, callbacks=[signal_at(6, signal.SIGINT)], **INTERRUPTED_KW)
+    with pytest.raises(training.RunInterrupted) as stop:
+        training.run("v2", data=mrpc_dir, output_dir=out, callbacks=[signal_at(6, signal.SIGINT)], **INTERRUPTED_KW)
     return out, stop.value

@@ -2,7 +2,7 @@
 workbook's does not, and the memory sampler sees an allocation."""
 import pytest
 
-from helpers import bench, data, ptuning
+from helpers import bench, data, methods, settings, timing, training
 from helpers.models import load_tokenizer, resolve_model
 
 
@@ -10,13 +10,13 @@ def test_course_setup_pads_per_map_batch_and_workbook_does_not(mrpc_dir, tmp_pat
     dsd = data.load_mrpc(mrpc_dir, verbose=False)
     choice = resolve_model("embedded", verbose=False)
     tok = load_tokenizer(choice)
-    net = ptuning.build_model("v2", ptuning.resolve_config("v2", "smoke"), choice)
-    course = bench._course_module().course_trainer(net, tok, dsd, tmp_path, compute_metrics=ptuning.compute_metrics,
+    net = methods.get("v2").build(settings.resolve_config("v2", "smoke"), choice)
+    course = bench.course_module().course_trainer(net, tok, dsd, tmp_path, compute_metrics=training.compute_metrics,
                                                    train_limit=300, eval_limit=40, seed=0)
     course_lengths = {len(ids) for ids in course.train_dataset["input_ids"]}
     assert len(course_lengths) == 1  # 300 rows < one map batch of 1000: all padded to the longest
     assert course.args.per_device_train_batch_size == 16 and course.args.learning_rate == 5e-5  # Trainer defaults
-    ours = ptuning.tokenize_mrpc(dsd, tok, 128, train_limit=300, eval_limit=40, seed=0)
+    ours = data.tokenize_mrpc(dsd, tok, 128, train_limit=300, eval_limit=40, seed=0)
     assert len({len(ids) for ids in ours["train"]["input_ids"]}) > 10  # unpadded: the collator pads per batch
     assert max(len(ids) for ids in ours["train"]["input_ids"]) <= course_lengths.pop()
 
@@ -24,7 +24,7 @@ def test_course_setup_pads_per_map_batch_and_workbook_does_not(mrpc_dir, tmp_pat
 def test_peak_rss_sees_an_allocation():
     import numpy as np
 
-    with bench._PeakRSS() as mem:
+    with timing.PeakRSS() as mem:
         block = np.ones(64 * 2**20, dtype=np.uint8)  # 64 MB
         block[::4096] = 2
         import time
@@ -33,19 +33,19 @@ def test_peak_rss_sees_an_allocation():
 
 
 def test_step_timer_counts_every_timed_step(mrpc_dir, tmp_path):
-    p = ptuning.prepare("v2-noproj", "smoke", 0, data=mrpc_dir, output_dir=tmp_path)
-    timer = bench._step_timer()
-    bench.train_steps(p.trainer, 3, [timer])
+    p = training.prepare("v2-noproj", "smoke", 0, data=mrpc_dir, output_dir=tmp_path)
+    timer = timing.StepTimer()
+    timing.train_steps(p.trainer, 3, [timer])
     assert timer.steps == 3 and timer.end > timer.start  # from the first step's start to the last one's end
     assert timer not in p.trainer.callback_handler.callbacks  # removed again
-    assert bench.megabatch_steps(p.trainer) == 1  # 64 rows // (16 * 4), as get_length_grouped_indices
-    samples_per_s, peak_mb = bench._timed_steps(p.trainer, 2)
+    assert timing.megabatch_steps(p.trainer) == 1  # 64 rows // (16 * 4), as get_length_grouped_indices
+    samples_per_s, peak_mb = timing.timed_steps(p.trainer, 2)
     assert samples_per_s > 0 and peak_mb > 100
 
 
 def test_trainer_against_a_plain_loop_on_the_same_batches(mrpc_dir, monkeypatch):
     monkeypatch.setenv("MRPC_DIR", str(mrpc_dir))
-    r = bench.trainer_vs_loop("v2-noproj", steps=2, profile="smoke")
+    r = timing.trainer_vs_loop("v2-noproj", steps=2, profile="smoke")
     assert r["steps"] == 2 and r["batch"] == 16 and r["device"] == "cpu"
     assert r["trainer_samples_per_s"] > 0 and r["loop_samples_per_s"] > 0
     assert r["trainer_vs_loop"] == pytest.approx(r["loop_samples_per_s"] / r["trainer_samples_per_s"], rel=0.01)
@@ -54,10 +54,10 @@ def test_trainer_against_a_plain_loop_on_the_same_batches(mrpc_dir, monkeypatch)
 
 def test_time_to_accuracy_stops_at_the_target_and_keeps_every_evaluation(mrpc_dir, tmp_path):
     # smoke: 64 rows at batch 16 = 4 steps an epoch; two evaluations an epoch = every 2 steps
-    hit = bench.time_to_accuracy(0.0, profile="smoke", evals_per_epoch=2, data=mrpc_dir, output_dir=tmp_path / "a")
+    hit = timing.time_to_accuracy(0.0, profile="smoke", evals_per_epoch=2, data=mrpc_dir, output_dir=tmp_path / "a")
     assert hit["time_to_val_075_stopped"] == "target" and hit["time_to_val_075_epoch"] == 0.5
     assert len(hit["time_to_val_075_evals"]) == 1 and hit["time_to_val_075_s"] >= hit["time_to_val_075_train_s"] > 0
-    miss = bench.time_to_accuracy(1.01, profile="smoke", seed=3, evals_per_epoch=2, data=mrpc_dir,
+    miss = timing.time_to_accuracy(1.01, profile="smoke", seed=3, evals_per_epoch=2, data=mrpc_dir,
                                   output_dir=tmp_path / "b", learning_rate=1e-3)
     assert miss["time_to_val_075_s"] is None and miss["time_to_val_075_stopped"] == "end"
     assert [e[0] for e in miss["time_to_val_075_evals"]] == [0.5, 1.0, 1.5, 2.0]
@@ -66,7 +66,7 @@ def test_time_to_accuracy_stops_at_the_target_and_keeps_every_evaluation(mrpc_di
     assert (cfg["seed"], cfg["learning_rate"], cfg["overrides"]["learning_rate"]) == (3, 1e-3, 1e-3)
     assert not list((tmp_path / "b").glob("checkpoint-*"))  # no checkpoints inside a timing
     with pytest.raises(ValueError, match="evals_per_epoch"):
-        bench.time_to_accuracy(evals_per_epoch=0)
+        timing.time_to_accuracy(evals_per_epoch=0)
 
 
 def test_trials_table_reads_what_the_trial_script_writes(tmp_path):

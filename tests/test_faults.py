@@ -12,7 +12,7 @@ import time
 import pytest
 from conftest import INTERRUPTED_KW, signal_at
 
-from helpers import checkpoints, config, ptuning, results, stats
+from helpers import callbacks, checkpoints, config, inference, results, stats, sweeps, training
 
 pytestmark = pytest.mark.slow
 KW = INTERRUPTED_KW  # v2 at batch 16 on 64 rows: 4 steps an epoch, 12 in all
@@ -34,7 +34,7 @@ def test_the_stop_leaves_two_complete_checkpoints(interrupted_v2):
 
 @pytest.mark.parametrize("name, damage", [
     ("optimizer.pt", "truncate"), ("rng_state.pth", "truncate"), ("trainer_state.json", "truncate"),
-    (ptuning.TRAINABLE_FILE, "garble"), (checkpoints.MARKER, "delete"),
+    (checkpoints.TRAINABLE_FILE, "garble"), (checkpoints.MARKER, "delete"),
 ])
 def test_a_damaged_newest_checkpoint_is_skipped_naming_the_file(copy, name, damage):
     path = copy / "checkpoint-7" / name
@@ -55,7 +55,7 @@ def test_a_damaged_newest_checkpoint_is_skipped_naming_the_file(copy, name, dama
 def test_a_resume_after_the_newest_is_truncated_goes_on_from_the_one_before_and_says_so(copy, mrpc_dir, capsys):
     opt = copy / "checkpoint-7" / "optimizer.pt"
     opt.write_bytes(opt.read_bytes()[:100])
-    result = ptuning.run("v2", data=mrpc_dir, output_dir=copy, resume=True, **KW)
+    result = training.run("v2", data=mrpc_dir, output_dir=copy, resume=True, **KW)
     out = capsys.readouterr().out
     assert "resume: skipped checkpoint-7 (optimizer.pt is 100 bytes" in out
     assert "resume: continuing from" in out and "checkpoint-4" in out
@@ -66,7 +66,7 @@ def test_no_complete_checkpoint_is_an_error_that_names_the_file_and_what_deletes
     for folder in checkpoints.checkpoints(copy):
         (folder / "trainer_state.json").write_text("{")
     with pytest.raises(checkpoints.CheckpointError) as e:
-        ptuning.run("v2", data=mrpc_dir, output_dir=copy, resume=True, **KW)
+        training.run("v2", data=mrpc_dir, output_dir=copy, resume=True, **KW)
     message = str(e.value)
     assert "trainer_state.json" in message and "checkpoint-7" in message and "checkpoint-4" in message
     assert "deletes" in message  # starting over is offered, and it says that it deletes them
@@ -76,18 +76,18 @@ def test_non_finite_weights_are_refused(copy, mrpc_dir):
     from safetensors.torch import load_file, save_file
 
     folder = copy / "checkpoint-7"
-    weights = load_file(str(folder / ptuning.TRAINABLE_FILE))
+    weights = load_file(str(folder / checkpoints.TRAINABLE_FILE))
     name = next(iter(weights))
     weights[name][0] = float("nan")
-    save_file(weights, str(folder / ptuning.TRAINABLE_FILE))
+    save_file(weights, str(folder / checkpoints.TRAINABLE_FILE))
     checkpoints.write_marker(folder)  # complete, but diverged
     with pytest.raises(checkpoints.CheckpointError, match=rf"non-finite weights \({name} has NaN"):
-        ptuning.run("v2", data=mrpc_dir, output_dir=copy, resume=True, **KW)
+        training.run("v2", data=mrpc_dir, output_dir=copy, resume=True, **KW)
 
 
 def test_a_resume_refuses_settings_it_cannot_apply(copy, mrpc_dir):
     with pytest.raises(checkpoints.CheckpointError) as e:
-        ptuning.run("v2", data=mrpc_dir, output_dir=copy, resume=True, learning_rate=0.1, **KW)
+        training.run("v2", data=mrpc_dir, output_dir=copy, resume=True, learning_rate=0.1, **KW)
     assert "learning_rate: 0.001 in the checkpoint, 0.1 now" in str(e.value)
     assert not (copy / "run.json").exists()
 
@@ -104,17 +104,17 @@ def test_the_cli_refuses_them_too_and_records_nothing(copy, mrpc_dir, tmp_path, 
 
 
 def test_a_second_press_after_the_window_stops_at_once_naming_the_checkpoint(mrpc_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(ptuning, "SIGNAL_WINDOW_S", 0.2)
+    monkeypatch.setattr(callbacks, "SIGNAL_WINDOW_S", 0.2)
     sigs = (signal.SIGINT, signal.SIGINT)
-    with pytest.raises(ptuning.RunInterrupted, match=r"again: stopped at once .*last complete checkpoint is "
+    with pytest.raises(training.RunInterrupted, match=r"again: stopped at once .*last complete checkpoint is "
                                                       r".*checkpoint-4") as e:
-        ptuning.run("v2", data=mrpc_dir, output_dir=tmp_path / "run", callbacks=[signal_at(6, *sigs, gap=0.5)], **KW)
+        training.run("v2", data=mrpc_dir, output_dir=tmp_path / "run", callbacks=[signal_at(6, *sigs, gap=0.5)], **KW)
     assert e.value.checkpoint.endswith("checkpoint-4")
 
 
 def test_two_presses_within_the_window_count_as_one(mrpc_dir, tmp_path):
-    with pytest.raises(ptuning.RunInterrupted, match="SIGINT: run stopped at step 7") as e:
-        ptuning.run("v2", data=mrpc_dir, output_dir=tmp_path / "run",
+    with pytest.raises(training.RunInterrupted, match="SIGINT: run stopped at step 7") as e:
+        training.run("v2", data=mrpc_dir, output_dir=tmp_path / "run",
                     callbacks=[signal_at(6, signal.SIGINT, signal.SIGINT)], **KW)
     assert e.value.checkpoint.endswith("checkpoint-7")
     assert checkpoints.verify(e.value.checkpoint) is None
@@ -156,13 +156,13 @@ def test_a_full_disk_names_the_folder_and_keeps_the_last_checkpoint(mrpc_dir, tm
     monkeypatch.setattr(safetensors.torch, "save_file", full_after_two_checkpoints)
     run = tmp_path / "run"
     with pytest.raises(checkpoints.DiskFull) as e:
-        ptuning.run("v2", data=mrpc_dir, output_dir=run, **KW)
+        training.run("v2", data=mrpc_dir, output_dir=run, **KW)
     message = str(e.value)
     assert str(run) in message and "MiB" in message and "checkpoint-12" in message
     assert [p.name for p in checkpoints.checkpoints(run)] == ["checkpoint-8", "checkpoint-4"]
     assert all(checkpoints.verify(p) is None for p in checkpoints.checkpoints(run))
     monkeypatch.setattr(safetensors.torch, "save_file", real)  # space freed: the resume finishes the run
-    result = ptuning.run("v2", data=mrpc_dir, output_dir=run, resume=True, **KW)
+    result = training.run("v2", data=mrpc_dir, output_dir=run, resume=True, **KW)
     assert [e["epoch"] for e in result.evals()] == [1.0, 2.0, 3.0]
 
 
@@ -181,10 +181,10 @@ def test_a_full_disk_while_writing_a_result_keeps_the_old_file(tmp_path, monkeyp
 
 def test_predict_says_what_an_interrupted_or_empty_folder_is(copy, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"interrupted run .*checkpoint-7.*resume=True"):
-        ptuning.predict(copy, "a", "b")
+        inference.predict(copy, "a", "b")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match=r"holds no trained run.*ptuning.run"):
-        ptuning.predict(tmp_path / "empty", "a", "b")
+    with pytest.raises(FileNotFoundError, match=r"holds no trained run.*training.run"):
+        inference.predict(tmp_path / "empty", "a", "b")
 
 
 def test_a_second_sweep_on_the_same_out_is_told_about_out_not_output_dir(tmp_path, monkeypatch):
@@ -193,7 +193,7 @@ def test_a_second_sweep_on_the_same_out_is_told_about_out_not_output_dir(tmp_pat
     out = tmp_path / "sweep.json"
     with folder_lock(tmp_path / "sweep"):
         with pytest.raises(ValueError) as e:
-            ptuning.sweep("v2", 1, "smoke", out=out)
+            sweeps.sweep("v2", 1, "smoke", out=out)
     assert "--out" in str(e.value) and "--output-dir" not in str(e.value)
 
 

@@ -67,8 +67,8 @@ def test_saved_outputs_hold_no_widgets_and_no_stray_bar(tmp_path, mrpc_dir):
     gone: datasets' Map bars, tqdm.auto) and the Trainer's empty bar for the test pass ("[1/1 : < :]")."""
     cells = [f"""import os
 os.environ["MRPC_DIR"] = {str(mrpc_dir)!r}
-from helpers import ptuning, stories
-r = ptuning.run("v2-noproj", "smoke", 0, output_dir={str(tmp_path / "run")!r}, num_train_epochs=1,
+from helpers import stories, training
+r = training.run("v2-noproj", "smoke", 0, output_dir={str(tmp_path / "run")!r}, num_train_epochs=1,
                 train_limit=16, eval_limit=16)""",
              f"""class Fake:
     def generate(self, messages, **sampling):
@@ -89,3 +89,22 @@ rows, _ = stories.compare(Fake(), spec, variants, n=2, records={str(tmp_path / "
     assert not [o for o in outputs if o.output_type == "display_data" and "text/html" in o.data
                 and not o.data["text/html"].strip()]
     assert any("a: pass rate" in str(o) for o in outputs)  # compare's line per variant, as text
+
+
+def test_make_run_prints_a_line_per_epoch(tmp_path, capsys):
+    """A kernel's training run writes one line an epoch to $WORKBOOK_PROGRESS_LOG (callbacks.EpochLog);
+    ``execute(progress=True)`` prints those lines while the cell runs, where ``make run`` shows them."""
+    code = """from types import SimpleNamespace as NS
+from helpers.callbacks import EpochLog
+log = EpochLog("v2 seed 42")
+log.on_train_begin(None, None, None)
+for epoch, acc in ((1.0, 0.6912), (2.0, 0.7647)):
+    log.on_evaluate(NS(num_train_epochs=3), NS(epoch=epoch, is_world_process_zero=True), None,
+                    metrics={"eval_accuracy": acc})"""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    path = tmp_path / "e.ipynb"
+    nbformat.write(nb, path)
+    notebooks.execute(path, tmp_path / "out", progress=True)
+    out = capsys.readouterr().out
+    assert "e.ipynb: v2 seed 42: epoch 1/3, validation accuracy 0.6912" in out
+    assert "e.ipynb: v2 seed 42: epoch 2/3, validation accuracy 0.7647" in out

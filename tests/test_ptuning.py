@@ -3,11 +3,11 @@ import math
 
 import pytest
 
-from helpers import data, ptuning, runinfo
+from helpers import data, inference, methods, results, runinfo, settings, training
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", list(ptuning.METHODS))
+@pytest.mark.parametrize("method", list(methods.METHODS))
 def test_run_every_method(smoke_run, mrpc_dir, method):
     result, board = smoke_run(method)
     evals = result.evals()
@@ -22,10 +22,10 @@ def test_run_every_method(smoke_run, mrpc_dir, method):
     else:
         assert 0 < result.trainable_share < 0.15
     # JSON round trip
-    assert ptuning.RunResult.from_json(result.to_json()) == result
+    assert results.RunResult.from_json(result.to_json()) == result
     # the saved model reloads, and scores the same test rows the same way
     test = data.load_mrpc(mrpc_dir, verbose=False)["test"].shuffle(seed=0).select(range(32))
-    preds = ptuning.predict(result.output_dir, test["text1"], test["text2"])
+    preds = inference.predict(result.output_dir, test["text1"], test["text2"])
     reloaded = sum(p["label"] == y for p, y in zip(preds, test["label"])) / len(test)
     assert reloaded == pytest.approx(result.test["accuracy"])
     # the curves callback recorded this run and wrote its PNG headless
@@ -55,13 +55,13 @@ def test_v1_pooler_reads_cls(mrpc_dir):
 
     from helpers.models import load_tokenizer, resolve_model
 
-    cfg = ptuning.resolve_config("v1", "smoke")
+    cfg = settings.resolve_config("v1", "smoke")
     choice = resolve_model("embedded", verbose=False)
     tok = load_tokenizer(choice)
     batch = tok(["a cat"], ["a dog"], return_tensors="pt")
     for cls_pooling, expected in ((True, batch["input_ids"].shape[1]),
                                   (False, batch["input_ids"].shape[1] + cfg["num_virtual_tokens"])):
-        net = ptuning.build_model("v1", {**cfg, "cls_pooling": cls_pooling}, choice)
+        net = methods.get("v1").build({**cfg, "cls_pooling": cls_pooling}, choice)
         seen = []
         net.get_base_model().bert.pooler.register_forward_hook(lambda m, a, o, seen=seen: seen.append(a[0].shape[1]))
         with torch.no_grad():
@@ -77,15 +77,15 @@ def test_dropout_setting_silences_every_dropout_in_training(mrpc_dir):
 
     choice = resolve_model("embedded", verbose=False)
     batch = load_tokenizer(choice)(["a cat sat"], ["a dog sat"], return_tensors="pt")
-    assert ptuning.resolve_config("v2", "smoke")["dropout"] == 0.0
+    assert settings.resolve_config("v2", "smoke")["dropout"] == 0.0
     for dropout, same in ((0.0, True), (0.1, False)):
-        net = ptuning.build_model("v2", ptuning.resolve_config("v2", "smoke", dropout=dropout), choice).train()
+        net = methods.get("v2").build(settings.resolve_config("v2", "smoke", dropout=dropout), choice).train()
         torch.manual_seed(0)
         with torch.no_grad():
             a, b = net(**batch).logits, net(**batch).logits
         assert torch.equal(a, b) is same, dropout
     with pytest.raises(ValueError, match="dropout=1.5 is not allowed"):
-        ptuning.resolve_config("v2", "smoke", dropout=1.5)
+        settings.resolve_config("v2", "smoke", dropout=1.5)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -98,19 +98,19 @@ def test_dropout_setting_silences_every_dropout_in_training(mrpc_dir):
 ])
 def test_bad_configuration_fails_at_once(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        ptuning.resolve_config(**kwargs)
+        settings.resolve_config(**kwargs)
 
 
 @pytest.mark.slow
 def test_precision_is_chosen_for_the_machine_and_recorded(smoke_run, tmp_path):
     result, _ = smoke_run("v2")
     assert result.config["precision"] == "auto"
-    assert result.config["precision_used"] == ptuning.resolve_precision("auto") in ("fp32", "bf16", "fp16")
+    assert result.config["precision_used"] == runinfo.resolve_precision("auto") in ("fp32", "bf16", "fp16")
     with_bf16, without = tmp_path / "zen4", tmp_path / "old"
     with_bf16.write_text("processor : 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
     without.write_text("processor : 0\nflags\t\t: fpu sse2 avx2 avx512f\n")
-    assert ptuning.cpu_has_bf16(with_bf16) and not ptuning.cpu_has_bf16(without)
-    assert not ptuning.cpu_has_bf16(tmp_path / "missing")  # unreadable: no bf16, train in fp32
+    assert runinfo.cpu_has_bf16(with_bf16) and not runinfo.cpu_has_bf16(without)
+    assert not runinfo.cpu_has_bf16(tmp_path / "missing")  # unreadable: no bf16, train in fp32
 
 
 def test_fp16_on_a_cpu_fails_clearly():
@@ -119,8 +119,8 @@ def test_fp16_on_a_cpu_fails_clearly():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="fp16' needs a CUDA GPU"):
-        ptuning.resolve_precision("fp16")
-    assert ptuning.resolve_precision("auto") == "fp32"  # bf16 autocast was no faster on a CPU (results/bench_cpu.json)
+        runinfo.resolve_precision("fp16")
+    assert runinfo.resolve_precision("auto") == "fp32"  # bf16 autocast was no faster on a CPU (results/bench_cpu.json)
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch):
@@ -129,18 +129,18 @@ def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(runinfo, "cpu_has_bf16", lambda: False)
     with pytest.warns(UserWarning, match="emulated and slower"):
-        assert ptuning.resolve_precision("bf16") == "bf16"
+        assert runinfo.resolve_precision("bf16") == "bf16"
 
 
 def test_unwritable_output_dir_fails_before_training(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(ValueError, match="cannot be written"):
-        ptuning.run("v2", profile="smoke", output_dir=blocker / "sub")
+        training.run("v2", profile="smoke", output_dir=blocker / "sub")
 
 
 def test_collapse_is_read_from_the_committed_runs():
-    runs = {p.stem: r for p, r in ptuning.load_results().items()}
+    runs = {p.stem: r for p, r in results.load_results().items()}
     if "q1_quick4_v2_lr1e-3" not in runs:
         pytest.skip("the committed exploration runs are not in results/")
     assert runs["q1_quick4_v2_lr1e-3"].collapsed(0.6838235294117647)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import config, ptuning
+from helpers import config, data, inference, results, settings, training
 
 pytestmark = pytest.mark.slow
 KW = dict(profile="smoke", seed=0, num_train_epochs=3)
@@ -21,12 +21,12 @@ def _evals(result):
 
 
 def test_interrupted_then_resumed_equals_uninterrupted(mrpc_dir, tmp_path, interrupted_v2):
-    whole = ptuning.run("v2", data=mrpc_dir, output_dir=tmp_path / "whole", **KW)
+    whole = training.run("v2", data=mrpc_dir, output_dir=tmp_path / "whole", **KW)
     cut, stop = interrupted_v2
     assert re.search(r"SIGINT: run stopped at step 7 of 12.*resume=True", str(stop))
     assert os.path.isdir(stop.checkpoint) and not (cut / "run.json").exists()
     shutil.copytree(cut, tmp_path / "cut", ignore=shutil.ignore_patterns(".lock"))
-    resumed = ptuning.run("v2", data=mrpc_dir, output_dir=tmp_path / "cut", resume=True, **KW)
+    resumed = training.run("v2", data=mrpc_dir, output_dir=tmp_path / "cut", resume=True, **KW)
     assert resumed.config["resumed"] and not whole.config["resumed"]
     assert _evals(resumed) == _evals(whole) and len(_evals(whole)) == 3
     assert resumed.test == whole.test and resumed.predictions == whole.predictions
@@ -58,7 +58,7 @@ def test_sigterm_saves_and_resume_finishes(mrpc_dir, tmp_path):
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-2000:]
     assert "resume: continuing from" in out
-    result = ptuning.RunResult.from_json(tmp_path / "r.json")
+    result = results.RunResult.from_json(tmp_path / "r.json")
     assert result.config["resumed"] and [e["epoch"] for e in result.evals()] == [float(e) for e in range(1, 5)]
 
 
@@ -68,19 +68,19 @@ def test_a_second_run_on_the_same_folder_fails_at_once(mrpc_dir, tmp_path):
     with folder_lock(tmp_path / "busy"):
         start = time.perf_counter()
         with pytest.raises(ValueError, match=rf"output folder .*busy is in use by process {os.getpid()}"):
-            ptuning.run("v2", data=mrpc_dir, output_dir=tmp_path / "busy", **KW)
+            training.run("v2", data=mrpc_dir, output_dir=tmp_path / "busy", **KW)
         assert time.perf_counter() - start < 5
 
 
 def test_default_folders_are_keyed_by_the_whole_configuration(monkeypatch, tmp_path):
     monkeypatch.setattr(config, "OUTPUT_DIR", tmp_path)
-    plain = ptuning.default_output_dir("v2", "smoke", 0)
+    plain = settings.default_output_dir("v2", "smoke", 0)
     assert plain.name == "v2-smoke-seed0-default"
-    a = ptuning.default_output_dir("v2", "smoke", 0, learning_rate=3e-3)
-    b = ptuning.default_output_dir("v2", "smoke", 0, learning_rate=1e-2)
-    assert len({plain, a, b}) == 3 and a == ptuning.default_output_dir("v2", "smoke", 0, learning_rate=0.003)
+    a = settings.default_output_dir("v2", "smoke", 0, learning_rate=3e-3)
+    b = settings.default_output_dir("v2", "smoke", 0, learning_rate=1e-2)
+    assert len({plain, a, b}) == 3 and a == settings.default_output_dir("v2", "smoke", 0, learning_rate=0.003)
     # an override equal to the default is the default
-    assert ptuning.default_output_dir("v2", "smoke", 0, learning_rate=1e-3) == plain
+    assert settings.default_output_dir("v2", "smoke", 0, learning_rate=1e-3) == plain
 
 
 def test_cli_refuses_to_overwrite_a_result(tmp_path, capsys):
@@ -101,7 +101,7 @@ def test_predict_on_two_huge_texts_is_fast_and_small(trained):
     huge = " ".join(["paraphrase"] * 180_000)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    out = ptuning.predict(trained, huge, huge + " again")
+    out = inference.predict(trained, huge, huge + " again")
     assert time.perf_counter() - start < 30 and out["label"] in (0, 1)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 1024
@@ -115,7 +115,7 @@ def test_clip_keeps_what_truncation_keeps():
     tok = AutoTokenizer.from_pretrained(resolve_model("embedded", verbose=False).path)
     a, b = "The quick brown fox jumps over the lazy dog . " * 40, "A short one ."
     full = tok(a, b, truncation=True, max_length=64)["input_ids"]
-    assert tok(ptuning.clip_text(a, 64), ptuning.clip_text(b, 64), truncation=True, max_length=64)["input_ids"] == full
+    assert tok(data.clip_text(a, 64), data.clip_text(b, 64), truncation=True, max_length=64)["input_ids"] == full
 
 
 @pytest.mark.parametrize("args, error, message", [
@@ -127,10 +127,10 @@ def test_clip_keeps_what_truncation_keeps():
 ])
 def test_predict_checks_its_inputs(trained, args, error, message):
     if error is None:
-        assert ptuning.predict(trained, *args) == []
+        assert inference.predict(trained, *args) == []
     else:
         with pytest.raises(error, match=message):
-            ptuning.predict(trained, *args)
+            inference.predict(trained, *args)
 
 
 def test_predict_rejects_a_folder_of_another_kind(trained, tmp_path):
@@ -142,16 +142,16 @@ def test_predict_rejects_a_folder_of_another_kind(trained, tmp_path):
     run = json.loads((other / "run.json").read_text())
     (other / "run.json").write_text(json.dumps({**run, "method": "ia3"}))
     with pytest.raises(ValueError, match="holds a 'ia3' run, which this workbook cannot load"):
-        ptuning.predict(other, "a", "b")
+        inference.predict(other, "a", "b")
     with pytest.raises(FileNotFoundError, match="no run.json"):
-        ptuning.predict(tmp_path, "a", "b")
+        inference.predict(tmp_path, "a", "b")
     with pytest.raises(TypeError, match="must be a run's folder"):
-        ptuning.predict(None, "a", "b")
+        inference.predict(None, "a", "b")
 
 
 def test_compiled_path_trains_in_the_smoke_profile(mrpc_dir, tmp_path):
     """The GPU throughput path (torch.compile, batches padded to a multiple of 16), exercised on the CPU."""
-    r = ptuning.run("v2-noproj", "smoke", 0, data=mrpc_dir, output_dir=tmp_path, num_train_epochs=1,
+    r = training.run("v2-noproj", "smoke", 0, data=mrpc_dir, output_dir=tmp_path, num_train_epochs=1,
                     torch_compile=True)
-    assert r.config["torch_compile"] is True and ptuning.pad_multiple(r.config) == 16
+    assert r.config["torch_compile"] is True and training.pad_multiple(r.config) == 16
     assert len(r.evals()) == 1 and 0 <= r.test["accuracy"] <= 1

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from helpers import ptuning, settings
+from helpers import settings
 from helpers.__main__ import main
 
 BAD = [
@@ -23,24 +23,24 @@ def test_bad_values_fail_fast(name, value, message):
     method = "v2" if name != "reduction_factor" else "adapter"
     start = time.perf_counter()
     with pytest.raises(ValueError, match=message):
-        ptuning.resolve_config(method, "smoke", **{name: value})
+        settings.resolve_config(method, "smoke", **{name: value})
     assert time.perf_counter() - start < 1.0
 
 
 def test_adapter_reduction_factor_out_of_range():
     with pytest.raises(ValueError, match=r"reduction_factor=100000 is not allowed"):
-        ptuning.resolve_config("adapter", "smoke", reduction_factor=100000)
+        settings.resolve_config("adapter", "smoke", reduction_factor=100000)
 
 
 def test_booleans_accept_true_and_false_only():
-    assert ptuning.resolve_config("v2", "smoke", prefix_projection="false")["prefix_projection"] is False
-    assert ptuning.resolve_config("v2", "smoke", prefix_projection=True)["prefix_projection"] is True
+    assert settings.resolve_config("v2", "smoke", prefix_projection="false")["prefix_projection"] is False
+    assert settings.resolve_config("v2", "smoke", prefix_projection=True)["prefix_projection"] is True
     with pytest.raises(ValueError, match="true or false"):
-        ptuning.resolve_config("v2", "smoke", prefix_projection=1)
+        settings.resolve_config("v2", "smoke", prefix_projection=1)
 
 
 def test_settings_are_frozen_and_read_back_from_results():
-    cfg = ptuning.resolve_config("v1", "smoke")
+    cfg = settings.resolve_config("v1", "smoke")
     s = settings.RunSettings.from_config({**cfg, "seed": 3, "environment": {}})
     assert s.num_virtual_tokens == 20 and s.cls_pooling is True
     with pytest.raises(dataclasses.FrozenInstanceError):

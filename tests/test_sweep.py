@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from helpers import config, ptuning
+from helpers import config, ptuning, results, sweeps, training
 from helpers.__main__ import main
 
 
@@ -18,14 +18,14 @@ def test_smoke_sweep_writes_summary_and_resumes_without_retraining(mrpc_dir, tmp
     files = sorted((tmp_path / "sweep").glob("*.json"))
     assert [f.name for f in files] == ["lora-seed0.json", "lora-seed1.json", "v2-noproj-seed0.json",
                                        "v2-noproj-seed1.json"]
-    first = ptuning.RunResult.from_json(files[0])
+    first = results.RunResult.from_json(files[0])
     assert len(first.predictions["idx"]) == 32 and first.predictions["idx"] == sorted(first.predictions["idx"])
     stamps = {f: f.stat().st_mtime_ns for f in files}
 
     def no_training(*a, **k):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(ptuning, "run", no_training)
+    monkeypatch.setattr(training, "run", no_training)
     capsys.readouterr()
     assert main(args) == 0
     assert "sweep: 0 of 4 runs to do" in capsys.readouterr().out
@@ -47,20 +47,20 @@ def test_smoke_sweep_writes_summary_and_resumes_without_retraining(mrpc_dir, tmp
     (dict(learning_rate=-1), "learning_rate=-1 is not allowed"),
 ])
 def test_bad_sweeps_fail_before_training(kwargs, message, monkeypatch, tmp_path):
-    monkeypatch.setattr(ptuning, "run", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(training, "run", lambda *a, **k: pytest.fail("trained"))
     args = dict(methods="v1,v2", seeds=2, profile="smoke", jobs=1, out_dir=tmp_path) | kwargs
     with pytest.raises(ValueError, match=message):
-        ptuning.sweep(args.pop("methods"), args.pop("seeds"), args.pop("profile"), args.pop("jobs"), **args)
+        sweeps.sweep(args.pop("methods"), args.pop("seeds"), args.pop("profile"), args.pop("jobs"), **args)
 
 
 def test_a_file_with_other_settings_is_not_taken_as_done(tmp_path, monkeypatch):
-    monkeypatch.setattr(ptuning, "run", lambda *a, **k: pytest.fail("trained"))
-    committed = next(iter(ptuning.load_results("q1_v2.json").values()), None)
+    monkeypatch.setattr(training, "run", lambda *a, **k: pytest.fail("trained"))
+    committed = next(iter(results.load_results("q1_v2.json").values()), None)
     if committed is None:
         pytest.skip("no committed q1_v2.json")
     committed.to_json(tmp_path / "v2-seed42.json")  # full profile, 20 epochs: not what this sweep asks for
     with pytest.raises(ValueError, match="holds a v2 run with other settings"):
-        ptuning.sweep("v2", [42], "smoke", 1, out_dir=tmp_path)
+        sweeps.sweep("v2", [42], "smoke", 1, out_dir=tmp_path)
 
 
 def test_peft_config_is_the_answers_code():
@@ -73,12 +73,12 @@ def test_peft_config_is_the_answers_code():
 
 
 def test_a_run_written_before_a_setting_existed_still_counts_as_done(tmp_path, monkeypatch):
-    monkeypatch.setattr(ptuning, "run", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(training, "run", lambda *a, **k: pytest.fail("trained"))
     path = config.RESULTS_DIR / "sweep_cpu" / "v1-seed0.json"
-    v1 = ptuning.RunResult.from_json(path) if path.is_file() else None
+    v1 = results.RunResult.from_json(path) if path.is_file() else None
     if v1 is None:
         pytest.skip("no committed sweep")
     assert "torch_compile" not in v1.config  # written before that setting existed
     v1.to_json(tmp_path / "v1-seed0.json")
-    done = ptuning.sweep("v1", [0], "full", 1, out_dir=tmp_path, num_train_epochs=10)
+    done = sweeps.sweep("v1", [0], "full", 1, out_dir=tmp_path, num_train_epochs=10)
     assert done.runs["v1"][0].test == v1.test

@@ -1,0 +1,43 @@
+"""Q3: stories for a 5-year-old under constraints, from a local or an OpenAI-compatible LLM, as a package
+by concern:
+
+* ``spec``: ``StorySpec`` (checked when built) and ``build_messages(spec, strategy)``: the prompts.
+* ``text``: words and sentences, counted once; ``checking``: ``check_story(text, spec) -> StoryReport``.
+* ``diversity``: distinct-n, self-BLEU, semantic spread; ``records``: the JSON Lines record of every story.
+* ``writing``: ``write_story`` runs a strategy end to end (best of n, the scaffold and its grammars).
+* ``study``: ``compare`` variants side by side, ``summarize``, ``recheck``; ``form``: the widget form.
+
+The backends (``LocalLlama``, ``OpenAICompatible``) are shared machinery in ``helpers.llm``, re-exported here
+because every story call goes through one of them.
+"""
+from ..llm import BackendError, Generation, LocalLlama, OpenAICompatible, embedded_gguf  # noqa: F401
+from .checking import LIMITS, StoryReport, check_story, clues_found, has_clue, rank_key  # noqa: F401
+from .diversity import distinct_n, diversity, self_bleu, semantic_spread  # noqa: F401
+from .form import form_range, story_form  # noqa: F401
+from .records import append_record, read_records, records_path  # noqa: F401
+from .spec import (  # noqa: F401
+    BEAT_RETRIES,
+    BEST_OF_N,
+    EXAMPLE_SPEC,
+    NAMES,
+    PERSONA,
+    SETTINGS,
+    STRATEGIES,
+    TWISTS,
+    StorySpec,
+    beats,
+    build_messages,
+    story_seed,
+)
+from .study import (  # noqa: F401
+    DEFAULT_VARIANTS,
+    Variant,
+    compare,
+    compare_figure,
+    load_comparison,
+    recheck,
+    summarize,
+    variants_named,
+)
+from .text import ABBREVIATIONS, SENTENCE_END, STOPWORDS, WORD, clue_words, readability, sentences, stem, words  # noqa: F401
+from .writing import PROSE, Story, beat_grammar, fit_length, highlight, write_story  # noqa: F401

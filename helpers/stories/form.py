@@ -1,0 +1,69 @@
+"""The form in notebook 03: pick the constraints, a strategy, a backend and a temperature; the story comes
+back with its report."""
+from __future__ import annotations
+
+import random
+import time
+
+from ..llm import BackendError
+from .spec import EXAMPLE_SPEC, STRATEGIES, StorySpec
+from .writing import write_story
+
+
+def form_range(spec: StorySpec, max_tokens: int) -> tuple[int, int]:
+    """The form's default word range: the spec's, narrowed to what ``max_tokens`` can hold (a token
+    is about 0.75 of a word), so a short profile does not ask for stories it cannot write."""
+    most = max(10, int(max_tokens * 0.7))
+    if spec.max_words <= most:
+        return spec.min_words, spec.max_words
+    return min(spec.min_words, max(5, most // 2)), most
+
+
+def story_form(backends: dict, spec: StorySpec = EXAMPLE_SPEC, max_tokens: int = 600):
+    """An ipywidgets form (topic, style, length, clues, strategy, backend, temperature, Generate)
+    that writes a story with the chosen backend and shows it with its report. While it writes,
+    Generate is disabled and a progress line says so."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    wide = {"style": {"description_width": "110px"}, "layout": w.Layout(width="560px")}
+    low, high = form_range(spec, max_tokens)
+    topic = w.Text(spec.topic, description="topic", **wide)
+    style = w.Text(spec.style, description="style", **wide)
+    length = w.IntRangeSlider(value=(low, high), min=5, max=1000, step=5, description="words", **wide)
+    clues = w.Textarea("\n".join(spec.clues), description="clues", placeholder="one per line",
+                       rows=max(4, len(spec.clues) + 1), **wide)
+    strategy = w.Dropdown(options=list(STRATEGIES), value="persona", description="strategy", **wide)
+    backend = w.Dropdown(options=list(backends), description="backend", **wide)
+    temperature = w.FloatSlider(value=0.8, min=0.0, max=1.5, step=0.05, description="temperature", **wide)
+    button = w.Button(description="Generate", button_style="primary", tooltip="write a story")
+    status = w.HTML("")
+    busy = w.IntProgress(value=0, min=0, max=1, bar_style="info", layout=w.Layout(width="200px", visibility="hidden"))
+    out = w.Output()
+
+    def on_click(_):
+        out.clear_output()  # this form's own output area only
+        button.disabled, button.description = True, "writing…"
+        busy.layout.visibility, status.value = "visible", f"writing with {backend.value} ({strategy.value})…"
+        start = time.perf_counter()
+        try:
+            with out:
+                try:
+                    s = StorySpec(topic.value, style.value, length.value[0], length.value[1],
+                                  tuple(c.strip() for c in clues.value.splitlines() if c.strip()))
+                    story = write_story(backends[backend.value], s, strategy.value, seed=random.randrange(10**6),
+                                        temperature=temperature.value, max_tokens=max_tokens)
+                except (ValueError, BackendError) as e:
+                    print(f"error: {e}")
+                    return
+                display(story)
+            status.value = f"done in {time.perf_counter() - start:.1f} s"
+        finally:
+            button.disabled, button.description = False, "Generate"
+            busy.layout.visibility = "hidden"
+
+    button.on_click(on_click)
+    form = w.VBox([topic, style, length, clues, strategy, backend, temperature,
+                   w.HBox([button, busy, status]), out])
+    form.button, form.output = button, out  # for tests and for scripting the form
+    return form

@@ -1,0 +1,188 @@
+"""The writing levers: a strategy's prompts, best of n ranked by the checker, and the scaffold (beats checked
+and retried, optionally under a GBNF grammar), each recorded call by call."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+from .checking import StoryReport, check_story, has_clue, rank_key
+from .records import append_record
+from .spec import BEAT_RETRIES, BEST_OF_N, StorySpec, beats, build_messages
+from .text import WORD, clue_words, sentences, stem, words
+
+
+@dataclasses.dataclass
+class Story:
+    """A finished story: its text, its report, and every call that made it."""
+
+    text: str
+    report: StoryReport
+    strategy: str
+    calls: list[dict]
+    seed: int
+
+    @property
+    def completion_tokens(self) -> int:
+        """Tokens generated over every call that made the story (its cost, with ``seconds``)."""
+        return sum(c["completion_tokens"] for c in self.calls)
+
+    @property
+    def seconds(self) -> float:
+        """Seconds of generation over every call that made the story."""
+        return sum(c["seconds"] for c in self.calls)
+
+    def _repr_html_(self) -> str:
+        """The story with each clue's words highlighted, then its report."""
+        return f"<div style='white-space: pre-wrap'>{highlight(self.text, list(self.report.clues))}</div>" + \
+            self.report._repr_html_()
+
+
+def highlight(text: str, clues: list[str]) -> str:
+    """``text`` as HTML with every word that matches a clue's content words marked (``<mark>``)."""
+    import html
+
+    wanted = {w for c in clues for w in clue_words(c)}
+
+    def mark(m):
+        word = m.group(0)
+        return f"<mark>{html.escape(word)}</mark>" if stem(word) in wanted else html.escape(word)
+
+    out, last = [], 0
+    for m in WORD.finditer(text or ""):
+        out.append(html.escape(text[last:m.start()]))
+        out.append(mark(m))
+        last = m.end()
+    out.append(html.escape((text or "")[last:]))
+    return "".join(out)
+
+
+def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int = 0, record: bool = True,
+                records: str | os.PathLike | None = None, **sampling) -> Story:
+    """Run ``strategy`` (one or two calls) and check the result; append it to the records file."""
+    calls = []
+
+    def call(messages):
+        return _call(backend, messages, seed, calls, sampling)
+
+    if strategy == "best_of_n":
+        text = _best_of_n(backend, spec, seed, calls, sampling)
+    elif strategy.startswith("scaffold"):
+        text = _scaffold(backend, spec, seed, calls, sampling, grammar=strategy != "scaffold",
+                         short=strategy == "scaffold_short")
+    elif strategy == "outline":
+        text = call(build_messages(spec, "outline", outline=call(build_messages(spec, "outline"))))
+    elif strategy == "revise":
+        draft = call(build_messages(spec, "revise"))
+        text = call(build_messages(spec, "revise", draft=draft, report=check_story(draft, spec)))
+    else:
+        text = call(build_messages(spec, strategy, seed=seed))
+    text = text.strip()
+    story = Story(text, check_story(text, spec), strategy, calls, seed)
+    if record:
+        append_record({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "spec": spec.to_dict(), "strategy": strategy,
+                       "backend": type(backend).__name__, "model": calls[-1]["model"], "sampling": sampling,
+                       "seed": seed, "calls": calls, "text": text, "report": dataclasses.asdict(story.report),
+                       "seconds": round(story.seconds, 3)}, records)
+    return story
+
+
+def _call(backend, messages, seed, calls, sampling, max_tokens=None, grammar=None) -> str:
+    kw = dict(sampling, **({"max_tokens": max_tokens} if max_tokens else {}))
+    if grammar is not None:
+        kw["grammar"] = grammar
+    gen = backend.generate(messages, seed=seed, **kw)
+    calls.append({"messages": messages, "text": gen.text, "prompt_tokens": gen.prompt_tokens,
+                  "completion_tokens": gen.completion_tokens, "seconds": round(gen.seconds, 3), "model": gen.model,
+                  "seed": seed})
+    return gen.text
+
+
+def _best_of_n(backend, spec, seed, calls, sampling, n: int = BEST_OF_N) -> str:
+    """Sample ``n`` checklist stories (seeds seed·1000 + i) and keep the one the checker ranks first."""
+    messages = build_messages(spec, "best_of_n")
+    drafts = [_call(backend, messages, seed * 1000 + i, calls, sampling).strip() for i in range(n)]
+    return max(drafts, key=lambda t: rank_key(check_story(t, spec), spec))
+
+
+PROSE = "[A-Za-z ,.!?'-]"  # letters and sentence punctuation: no lists, no "Name:" lines, no markup
+
+
+def beat_grammar(beat: dict, short: bool = False) -> str:
+    """A GBNF grammar for one beat: plain prose; a clue beat must open by naming its clue
+    ("Pip met a friendly dragon ..."), so the clue cannot be left out. With ``short`` the prose
+    is whole sentences of 2 to 10 words each."""
+    opening = f"{beat['hero']} met {beat['clue']}".replace("\\", "").replace('"', "") if beat.get("clue") else None
+    if short:
+        n = max(3, beat["words"] // 6)
+        rules = ("sentence ::= [A-Z] [a-z']* (\",\"? \" \" [A-Za-z'-]+){1,9} [.!?]\n")
+        first = f'"{opening}" [.!]' if opening else "sentence"
+        return f'root ::= {first} (" " sentence){{2,{n}}}\n{rules}'
+    length = f"{PROSE}{{30,{max(60, beat['words'] * 7)}}}"
+    if opening is None:
+        return f"root ::= [A-Z] {length}\n"
+    return f'root ::= "{opening}" [ ,.!] {length}\n'
+
+
+def _scaffold(backend, spec, seed, calls, sampling, retries: int = BEAT_RETRIES, grammar: bool = False,
+              short: bool = False) -> str:
+    """Write beat by beat (``beats``); a beat that misses its clue is retried up to ``retries`` times
+    (then the try that came closest is kept); the joined story is then fitted to the word range.
+    With ``grammar`` each beat is decoded under ``beat_grammar`` (a backend that takes ``grammar=``)."""
+    parts: list[str] = []
+    plan = beats(spec, seed)
+    budget = sampling.get("max_tokens")  # a cap for the whole story is shared between the beats
+    for i, beat in enumerate(plan):
+        cap = int(beat["words"] * 2.5) + 16  # tokens: room for the beat, not for a whole story
+        if budget:
+            cap = min(cap, max(12, budget // len(plan)))
+        tries = []
+        for attempt in range(retries + 1):
+            text = _call(backend, build_messages(spec, "scaffold", beat=beat, so_far=" ".join(parts)),
+                         seed * 1000 + 10 * i + attempt, calls, sampling, max_tokens=cap,
+                         grammar=beat_grammar(beat, short) if grammar else None).strip()
+            tries.append(text)
+            if beat["clue"] is None or has_clue(text, beat["clue"]):
+                break
+        best = next((t for t in reversed(tries) if beat["clue"] is None or has_clue(t, beat["clue"])), tries[-1])
+        parts.append(_first_sentences(best, beat["words"] * 2))
+    # Too short: more middle beats, before the ending, until the story reaches the range (at most 3).
+    extra = {"name": "more", "clue": None, "words": max(8, (spec.min_words + spec.max_words) // 2 // len(plan)),
+             "what": "Continue the story with what the friends do next together, before the ending."}
+    for k in range(3):
+        if sum(len(words(p)) for p in parts) >= spec.min_words:
+            break
+        cap = int(extra["words"] * 2.5) + 16
+        more = _call(backend, build_messages(spec, "scaffold", beat=extra, so_far=" ".join(parts[:-1])),
+                     seed * 1000 + 500 + k, calls, sampling, max_tokens=min(cap, budget or cap),
+                     grammar=beat_grammar({**extra, "hero": plan[0]["hero"]}, short) if grammar else None).strip()
+        parts.insert(len(parts) - 1, _first_sentences(more, extra["words"] * 2))
+    return fit_length(parts, spec)
+
+
+def _first_sentences(text: str, max_words: int) -> str:
+    """Whole sentences from the start of ``text``, up to about ``max_words`` words (at least one)."""
+    out, n = [], 0
+    for s in sentences(text):
+        if out and n + len(words(s)) > max_words:
+            break
+        out.append(s)
+        n += len(words(s))
+    return " ".join(out)
+
+
+def fit_length(parts: list[str], spec: StorySpec) -> str:
+    """Join the beats; while the story is over ``max_words``, drop the last sentence of the longest
+    beat that holds no clue (never a beat's first sentence). A story under the range is left as it is."""
+    split = [sentences(p) for p in parts]
+
+    def total():
+        return sum(len(words(s)) for ss in split for s in ss)
+
+    while total() > spec.max_words:
+        droppable = [(len(words(" ".join(ss))), i) for i, ss in enumerate(split)
+                     if len(ss) > 1 and not any(has_clue(ss[-1], c) for c in spec.clues)]
+        if not droppable:
+            break
+        split[max(droppable)[1]].pop()
+    return "\n\n".join(" ".join(ss) for ss in split if ss)
