@@ -49,12 +49,12 @@ PROFILES: dict[str, Profile] = {
                      per_device_train_batch_size=16, per_device_eval_batch_size=32,
                      logging_steps=1, stories_per_strategy=2, story_max_tokens=48),
     # A laptop CPU: a few minutes a method, with learning visible on the curves.
-    # The live story comparison runs the variants notebook 03's Discussion is about, 4 stories each
-    # (a few minutes), so that `make run` stays within 20 minutes on 2 cores.
+    # The live story comparison runs the variants notebook 03's Discussion is about, 3 stories each
+    # (about 2 minutes), so that `make run` stays within 20 minutes on 2 cores.
     "quick": Profile("quick", train_limit=None, eval_limit=None, num_train_epochs=3, max_length=128,
                      per_device_train_batch_size=32, per_device_eval_batch_size=64,
                      logging_steps=10, stories_per_strategy=6, story_max_tokens=600,
-                     live_story_variants=("baseline", "checklist", "scaffold", "scaffold + grammar"), live_stories=4),
+                     live_story_variants=("baseline", "checklist", "scaffold", "scaffold + grammar"), live_stories=3),
     # The real experiment; a GPU is recommended (about 100 s an epoch on a 2-core CPU).
     "full": Profile("full", train_limit=None, eval_limit=None, num_train_epochs=20, max_length=128,
                     per_device_train_batch_size=32, per_device_eval_batch_size=64,
@@ -86,3 +86,11 @@ def output_dir(*parts: str) -> Path:
     path = OUTPUT_DIR.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def split_list(value, what: str) -> list[str]:
+    """A comma-separated string (``"v1,v2"``) or a list, as a list of non-empty names; ValueError naming ``what``."""
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    if not items or any(not isinstance(v, str) or not v for v in items):
+        raise ValueError(f"{what} must be a non-empty comma-separated list, got {value!r}")
+    return items

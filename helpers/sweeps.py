@@ -28,13 +28,6 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 GPU_JOBS_AUTO = 4
 
 
-def _split_list(value, what: str) -> list[str]:
-    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
-    if not items or any(not isinstance(v, str) or not v for v in items):
-        raise ValueError(f"{what} must be a non-empty comma-separated list, got {value!r}")
-    return items
-
-
 def parse_seeds(seeds) -> list[int]:
     """Seeds from ``5`` (0..4), ``"0,1,7"``, or a list of whole numbers; ValueError otherwise."""
     if isinstance(seeds, int) and not isinstance(seeds, bool):
@@ -44,7 +37,7 @@ def parse_seeds(seeds) -> list[int]:
     if isinstance(seeds, str) and seeds.strip().isdigit():
         return parse_seeds(int(seeds))
     try:
-        out = [int(s) for s in _split_list(seeds, "seeds")] if isinstance(seeds, str) else [int(s) for s in seeds]
+        out = [int(s) for s in (wconfig.split_list(seeds, "seeds") if isinstance(seeds, str) else seeds)]
     except (TypeError, ValueError):
         raise ValueError(f"seeds must be a count (5) or a list of whole numbers (0,1,2), got {seeds!r}") from None
     if not out or len(set(out)) != len(out) or min(out) < 0:
@@ -71,7 +64,7 @@ def sweep_labels(names) -> dict[str, tuple[str, dict]]:
     """``{label: (method, overrides)}`` for method names and ``VARIANTS`` names; ValueError naming
     what is allowed otherwise."""
     labels = {}
-    for label in _split_list(names, "methods"):
+    for label in wconfig.split_list(names, "methods"):
         if label in METHODS:
             labels[label] = (label, {})
         elif label in VARIANTS:

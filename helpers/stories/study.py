@@ -46,10 +46,9 @@ def variants_named(labels=None) -> tuple[Variant, ...]:
     if labels is None:
         return DEFAULT_VARIANTS
     known = {v.label: v for v in DEFAULT_VARIANTS}
-    wanted = [v.strip() for v in labels.split(",")] if isinstance(labels, str) else list(labels)
-    wanted = [v for v in wanted if v]
+    wanted = config.split_list(labels, "variants")
     unknown = [v for v in wanted if v not in known]
-    if unknown or not wanted:
+    if unknown:
         raise ValueError(f"unknown variants {unknown}: choose from {', '.join(known)}")
     return tuple(known[v] for v in wanted)
 
