@@ -104,12 +104,17 @@ def resumable(folder: str | os.PathLike) -> tuple[Path | None, list[tuple[Path, 
     return None, skipped
 
 
+def is_complete(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` was completed (its marker written); ``verify`` also checks every file against it."""
+    return (Path(folder) / MARKER).is_file()
+
+
 def prune(folder: str | os.PathLike, keep: int = KEEP) -> None:
     """Keep the newest ``keep`` complete checkpoints in ``folder``; remove the older ones and any incomplete
-    one older than the newest complete (called once a new checkpoint is complete)."""
+    one older than the newest complete (called once a new checkpoint is complete; files are not re-hashed)."""
     kept = 0
     for path in checkpoints(folder):
-        if kept < keep and verify(path) is None:
+        if kept < keep and is_complete(path):
             kept += 1
         elif kept:
             shutil.rmtree(path, ignore_errors=True)

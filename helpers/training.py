@@ -132,7 +132,6 @@ class WorkbookTrainer(Trainer):
     def _save_checkpoint(self, model, trial):
         run_dir = Path(self._get_output_dir(trial=trial))
         folder = run_dir / f"checkpoint-{self.state.global_step}"
-        previous = checkpoints.resumable(run_dir)[0]
         try:
             super()._save_checkpoint(model, trial)
             if self.is_world_process_zero():
@@ -142,6 +141,8 @@ class WorkbookTrainer(Trainer):
         except (OSError, RuntimeError) as e:
             if not checkpoints.is_disk_full(e):
                 raise
+            previous = next((p for p in checkpoints.checkpoints(run_dir) if p != folder and checkpoints.is_complete(p)),
+                            None)
             needed = checkpoints.folder_size(previous or folder)
             shutil.rmtree(folder, ignore_errors=True)
             kept = f"; the last complete checkpoint, {previous.name}, is intact" if previous else ""
