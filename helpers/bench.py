@@ -117,14 +117,10 @@ def generation(tokens: int, hf_tokens: int, rounds: int) -> dict:
 def llama_build_figures(tokens: int = 256) -> dict:
     """The installed llama.cpp build (its flags, as ``make install`` recorded them) and its generation speed
     in a child process, as the self-check runs it (bench/llama_builds.py compares builds)."""
-    import json
 
     from . import llama_build
 
-    try:
-        record = json.loads(llama_build.venv_marker().read_text())
-    except (OSError, ValueError):
-        record = {"flags": None, "note": "not installed by make install: flags unknown"}
+    record = llama_build.installed_build() or {"flags": None, "note": "not installed by make install: flags unknown"}
     r = llama_build.check(tokens=tokens)
     return {"flags": record.get("flags"), "cpu": llama_build.cpu_model(), "tokens": r["tokens"],
             "tokens_per_s": round(r["tokens_per_s"], 1),

@@ -100,21 +100,10 @@ def _models() -> dict:
 
 
 def _llama() -> dict:
-    try:
-        marker = json.loads(llama_build.venv_marker().read_text())
-    except (OSError, ValueError):
-        marker = None
-    return {"version": _version("llama-cpp-python"), "portable_build": marker or
+    from .runinfo import version
+
+    return {"version": version("llama-cpp-python"), "portable_build": llama_build.installed_build() or
             "no record: llama-cpp-python was not installed by `make install` (flags unknown)"}
-
-
-def _version(dist: str) -> str | None:
-    import importlib.metadata
-
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def _check(name: str, fn) -> dict:
@@ -128,7 +117,7 @@ def _check(name: str, fn) -> dict:
 
 def report(checks: bool = True) -> dict:
     """Everything the printout shows, as a dict (``checks``: also run the two child-process checks)."""
-    from .runinfo import LIBRARIES
+    from .runinfo import LIBRARIES, version
 
     flags = llama_build.cpu_flags()
     out = {
@@ -136,7 +125,7 @@ def report(checks: bool = True) -> dict:
                     "python": sys.version.split()[0], "cpu_flags": [f for f in CPU_FLAGS if f in flags]},
         "llama_cpp": _llama(),
         "torch": _torch(),
-        "libraries": {name: _version(name.replace("_", "-")) for name in LIBRARIES},
+        "libraries": {name: version(name.replace("_", "-")) for name in LIBRARIES},
         "mrpc": _mrpc(),
         "models": _models(),
         "environment": {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "MRPC_DIR", "WORKBOOK_PROFILE",

@@ -122,16 +122,21 @@ def venv_marker(python: str = sys.executable) -> Path:
     return Path(prefix) / MARKER
 
 
+def installed_build(python: str = sys.executable) -> dict | None:
+    """The build record ``install`` wrote into ``python``'s environment (key, version, flags), or None."""
+    try:
+        return json.loads(venv_marker(python).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def install(python: str = sys.executable, root: Path | None = None, flags=FLAGS) -> bool:
     """Install the portable wheel into ``python``'s environment, unless that build is there already.
     Returns True when it installed something."""
     marker = venv_marker(python)
     key = build_key(flags=flags)
-    try:
-        if json.loads(marker.read_text()).get("key") == key:
-            return False
-    except (OSError, ValueError):
-        pass
+    if (installed_build(python) or {}).get("key") == key:
+        return False
     wheel = build_wheel(python, root, flags)
     # --force-reinstall: the same version built with other flags may be installed already.
     subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall", str(wheel)],

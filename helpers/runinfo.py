@@ -35,12 +35,9 @@ def check_precision(precision) -> None:
 def cpu_has_bf16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
     """True when the CPU has native bf16 arithmetic (avx512_bf16, or AMX tiles), read from the
     Linux cpuinfo flags; False where they cannot be read (then bf16 would be emulated, and slower)."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    from .llama_build import cpu_flags
+
+    return bool(cpu_flags(cpuinfo) & {"avx512_bf16", "amx_bf16"})
 
 
 def resolve_precision(precision: str = "auto") -> str:
@@ -84,7 +81,8 @@ def git(*args: str) -> str | None:
         return None
 
 
-def _version(dist: str) -> str | None:
+def version(dist: str) -> str | None:
+    """The installed version of distribution ``dist``, or None."""
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -107,7 +105,7 @@ def environment(device: bool = True) -> dict:
     """Device, library versions and git commit, recorded with every result. Read when a run
     starts, so the commit recorded is the code that ran (``git_dirty``: tracked files had changes)."""
     env = {"device": device_name()} if device else {}
-    env.update({name.replace("_python", ""): _version(name.replace("_", "-")) for name in LIBRARIES})
+    env.update({name.replace("_python", ""): version(name.replace("_", "-")) for name in LIBRARIES})
     env.update(git_commit=git("rev-parse", "HEAD") or None,
                git_dirty=bool(git("status", "--porcelain", "--untracked-files=no")))
     return env

@@ -197,7 +197,8 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
                               compute_metrics=compute_metrics, optimizers=make_optimizer(net, cfg, num_steps),
                               callbacks=[stopper, keeper, extras, EpochLog(f"{method} seed {seed}"), *callbacks])
     trainer.extras = extras
-    cfg.update(seed=seed, num_training_steps=num_steps, precision_used=resolve_precision(cfg["precision"]),
+    precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"  # what training_args resolved
+    cfg.update(seed=seed, num_training_steps=num_steps, precision_used=precision,
                data=dict(rows={k: len(v) for k, v in splits.items()}),
                environment=environment())  # read at the start: the code that trains is the commit recorded
     return Prepared(trainer, splits, tokenizer, choice, cfg, trainable, total, out, test_idx, stopper, extras)
