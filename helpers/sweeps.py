@@ -18,10 +18,26 @@ from .results import RunResult, Sweep
 from .runinfo import check_writable, folder_lock
 from .settings import RunSettings, resolve_config
 
-# Named variants a sweep can run beside the methods: (method, overrides). v1's recipe search.
+# Named variants a sweep can run beside the methods: (method, overrides); a variant's own settings win
+# over the sweep's --set. v1's recipe search, and the frontier's members that differ from their method's
+# defaults: Q2's two adapter sizes and the epochs each family needs.
 VARIANTS: dict[str, tuple[str, dict]] = {
     "v1-lstm": ("v1", dict(encoder_reparameterization_type="LSTM")),
     "v1-50tok": ("v1", dict(num_virtual_tokens=50)),
+    "lora-5ep": ("lora", dict(num_train_epochs=5)),
+    "adapter-rf0.375-6ep": ("adapter", dict(reduction_factor=0.375, num_train_epochs=6)),  # hidden 8/3 of input
+    # the library's default size; at the method's 1e-4 it sat on the majority class for 3 epochs
+    # (results/q2_adapter_rf16.json), so it gets the rate small adapters are usually trained at
+    "adapter-rf16-6ep": ("adapter", dict(reduction_factor=16, learning_rate=1e-3, num_train_epochs=6)),
+    "full-5ep": ("full", dict(num_train_epochs=5)),
+}
+# The parameter-efficiency frontier: every family with its recipe, run as ``--methods frontier --profile full
+# --set num_train_epochs=10``. The budget rule: the epochs a family needs to converge on validation (where
+# its validation accuracy peaked in the reference runs of shared/BASELINES.md, rounded up: LoRA 4 -> 5,
+# adapters 6; the prompt methods 10, as in the v1/v2 sweep), the epoch kept by validation accuracy; full
+# fine-tuning 5 epochs at its own learning rate (5e-5).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "frontier": ("v1", "v2", "v2-noproj", "lora-5ep", "adapter-rf0.375-6ep", "adapter-rf16-6ep", "full-5ep"),
 }
 # Concurrent runs on one GPU under jobs="auto" (a 22M-parameter model leaves a large GPU mostly
 # idle). Not yet measured: bench/gpu.sh times jobs 1, 2, 4 and 8 and prints the best.
@@ -61,16 +77,17 @@ def parse_jobs(jobs) -> int:
 
 
 def sweep_labels(names) -> dict[str, tuple[str, dict]]:
-    """``{label: (method, overrides)}`` for method names and ``VARIANTS`` names; ValueError naming
-    what is allowed otherwise."""
+    """``{label: (method, overrides)}`` for method names, ``VARIANTS`` names and ``GROUPS`` (expanded);
+    ValueError naming what is allowed otherwise."""
     labels = {}
-    for label in wconfig.split_list(names, "methods"):
+    asked = wconfig.split_list(names, "methods")
+    for label in [name for group in asked for name in GROUPS.get(group, (group,))]:
         if label in METHODS:
             labels[label] = (label, {})
         elif label in VARIANTS:
             labels[label] = VARIANTS[label]
         else:
-            raise ValueError(f"unknown method {label!r}: choose from {', '.join([*METHODS, *VARIANTS])}")
+            raise ValueError(f"unknown method {label!r}: choose from {', '.join([*METHODS, *VARIANTS, *GROUPS])}")
     return labels
 
 
@@ -100,7 +117,7 @@ def sweep(names, seeds=3, profile="auto", jobs="auto", out_dir=None, *, model: s
     n_jobs = parse_jobs(jobs)
     prof = wconfig.get_profile(profile).name
     for method, extra in labels.values():
-        resolve_config(method, prof, **{**extra, **overrides})  # a bad override fails here, before training
+        resolve_config(method, prof, **{**overrides, **extra})  # a bad override fails here, before training
     if out_dir is None:  # beside the summary (results/sweep_full.json -> results/sweep_full/), else outputs/
         out_dir = Path(out).with_suffix("") if out is not None else wconfig.OUTPUT_DIR / "sweeps" / prof
     out_dir = Path(out_dir)
@@ -118,7 +135,7 @@ def _todo(labels, seed_list, prof, out_dir: Path, overrides) -> tuple[list, dict
         for seed in seed_list:
             path = out_dir / f"{label}-seed{seed}.json"
             files[label].append(str(path))
-            settings = {**extra, **overrides}
+            settings = {**overrides, **extra}
             if path.is_file():
                 done = RunResult.from_json(path)
                 if _matches(done, method, prof, seed, settings):
