@@ -49,12 +49,44 @@ def _add_sweep(sub) -> None:
     sw.add_argument("--methods", default="v1,v2", help="comma-separated methods or variants (default v1,v2)")
     sw.add_argument("--seeds", default="3", help="a count (3: seeds 0,1,2) or a list (0,1,7)")
     sw.add_argument("--profile", default="auto", help="smoke, quick, full or auto (default)")
-    sw.add_argument("--jobs", default="auto", help="runs at once: auto (1 on a CPU) or a number")
+    _add_engine(sw)
     sw.add_argument("--model", default="auto", help="auto, embedded, a checkpoint folder or a hub id")
     sw.add_argument("--data", default=None, help="MRPC folder (default: MRPC_DIR, data/mrpc, the hub)")
     sw.add_argument("--out", required=True, help="the summary JSON; each run's JSON goes in a folder beside it")
+    sw.add_argument("--collect", action="store_true",
+                    help="train nothing: write the summary of the runs finished so far (the rest listed as missing)")
     sw.add_argument("--set", dest="overrides", action="append", type=_override, default=[],
                     metavar="KEY=VALUE", help="override a setting for every run (repeatable)")
+
+
+def _add_engine(parser) -> None:
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="local: one run after another here (default); ray: runs as Ray tasks")
+    parser.add_argument("--address", default=None,
+                        help="ray: the cluster to join (HOST:PORT; default RAY_ADDRESS, else a local Ray instance)")
+    parser.add_argument("--cpus-per-run", type=float, default=None,
+                        help="ray: CPUs a run asks for (default: 1 with a GPU share, else all of this machine's)")
+    parser.add_argument("--gpus-per-run", type=float, default=None,
+                        help="ray: GPU share a run asks for (0.25: four on a GPU)")
+
+
+def _add_search(sub) -> None:
+    se = sub.add_parser("search", help="a recipe search with Optuna: a study in DIR/study.db, pruned per epoch")
+    se.add_argument("--method", required=True, help="a method of helpers.methods.METHODS (its search space)")
+    se.add_argument("--trials", type=int, required=True, help="the study's total: a rerun adds only the missing trials")
+    se.add_argument("--profile", default="quick", help="smoke, quick (default) or full")
+    se.add_argument("--seeds", default="0,1", help="seeds each trial trains (default 0,1), or a count")
+    se.add_argument("--objective", choices=["min", "mean"], default="min",
+                    help="over the seeds' best validation accuracies (default min: a recipe must hold on each)")
+    se.add_argument("--out", required=True, help="the folder: study.db, search.json, importance.png")
+    se.add_argument("--storage", default=None, help="an Optuna storage URL every machine reaches "
+                                                    "(default sqlite:///DIR/study.db)")
+    se.add_argument("--workers", type=int, default=None, help="ray: trials at once (default: what the cluster holds)")
+    se.add_argument("--model", default="auto", help="auto, embedded, a checkpoint folder or a hub id")
+    se.add_argument("--data", default=None, help="MRPC folder (default: MRPC_DIR, data/mrpc, the hub)")
+    se.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
+                    help="hold a setting fixed in every trial (left out of the search; repeatable)")
+    _add_engine(se)
 
 
 def _add_q3(sub) -> None:
@@ -101,10 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         return doctor.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_q1, _add_sweep, _add_q3, _add_tools):
+    for add in (_add_q1, _add_sweep, _add_search, _add_q3, _add_tools):
         add(sub)
     args = parser.parse_args(argv)
-    commands = {"q1": _q1, "sweep": _sweep, "q3": _q3, "bench": _bench, "results": _results, "notebooks": _notebooks}
+    commands = {"q1": _q1, "sweep": _sweep, "search": _search, "q3": _q3, "bench": _bench, "results": _results,
+                "notebooks": _notebooks}
     return commands[args.command](args)
 
 
@@ -143,13 +176,16 @@ def _sweep(args) -> int:
     from . import sweeps, training
 
     try:
-        result = sweeps.sweep(args.methods, args.seeds, args.profile, args.jobs, model=args.model, data=args.data,
-                               out=args.out, **dict(args.overrides))
+        result = sweeps.sweep(args.methods, args.seeds, args.profile, model=args.model, data=args.data, out=args.out,
+                              collect=args.collect, engine=args.engine, address=args.address,
+                              cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+                              **dict(args.overrides))
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:  # OSError: checkpoints.DiskFull
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except training.RunInterrupted as e:
-        print(f"{e}. The finished runs are saved: run the same sweep command again to go on.", file=sys.stderr)
+    except (training.RunInterrupted, KeyboardInterrupt) as e:  # KeyboardInterrupt: ray_engine.Cancelled
+        print(f"{e or 'interrupted'}. The finished runs are saved: run the same sweep command again to go on.",
+              file=sys.stderr)
         return 130
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(result.table().to_string(index=False))
@@ -157,6 +193,30 @@ def _sweep(args) -> int:
         if len(comparisons):
             print(comparisons.to_string(index=False))
     print(f"wrote {args.out}")
+    return 0
+
+
+def _search(args) -> int:
+    import pandas as pd
+
+    from . import search, training
+
+    try:
+        summary = search.search(args.method, args.trials, args.profile, args.out, args.seeds, args.objective,
+                                model=args.model, data=args.data, storage=args.storage, engine=args.engine,
+                                address=args.address, workers=args.workers, cpus_per_run=args.cpus_per_run,
+                                gpus_per_run=args.gpus_per_run, **dict(args.overrides))
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (training.RunInterrupted, KeyboardInterrupt) as e:
+        print(f"{e or 'interrupted'}. The finished trials are in the study: run the same command again to go on.",
+              file=sys.stderr)
+        return 130
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        print(pd.DataFrame(summary["trials"]).to_string(index=False))
+    print(f"best: {summary['best']}\nimportances: {summary['importances'] or 'too few finished trials'}\n"
+          f"wrote {args.out}/search.json and importance.png")
     return 0
 
 

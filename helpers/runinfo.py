@@ -102,9 +102,12 @@ def device_name() -> str:
 
 
 def environment(device: bool = True) -> dict:
-    """Device, library versions and git commit, recorded with every result. Read when a run
-    starts, so the commit recorded is the code that ran (``git_dirty``: tracked files had changes)."""
-    env = {"device": device_name()} if device else {}
+    """Device and CPU model, library versions and git commit, recorded with every result (a timing means
+    little without the CPU it ran on). Read when a run starts, so the commit recorded is the code that ran
+    (``git_dirty``: tracked files had changes)."""
+    from .llama_build import cpu_model
+
+    env = {"device": device_name(), "cpu": cpu_model()} if device else {}
     env.update({name.replace("_python", ""): version(name.replace("_", "-")) for name in LIBRARIES})
     env.update(git_commit=git("rev-parse", "HEAD") or None,
                git_dirty=bool(git("status", "--porcelain", "--untracked-files=no")))

@@ -65,3 +65,21 @@ def paired_bootstrap(correct_a, correct_b, confidence: float = 0.95, n_resamples
     res = stats.bootstrap((per_example,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
                           method="percentile", random_state=np.random.default_rng(seed))
     return {"diff": diff, "ci_low": float(res.confidence_interval.low), "ci_high": float(res.confidence_interval.high)}
+
+
+def diff_of_means(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
+    """Mean of ``a`` minus mean of ``b`` (runs over seeds, unpaired) with Welch's t-interval: the seed-to-seed
+    spread of both, which a bootstrap over test pairs does not see. NaN bounds when either has fewer than 2."""
+    import numpy as np
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(x) == 0 or len(y) == 0:
+        raise ValueError("diff_of_means needs at least one value on each side")
+    diff = float(x.mean() - y.mean())
+    if len(x) < 2 or len(y) < 2:
+        return {"diff": diff, "ci_low": math.nan, "ci_high": math.nan}
+    if x.std(ddof=1) == 0 and y.std(ddof=1) == 0:
+        return {"diff": diff, "ci_low": diff, "ci_high": diff}
+    ci = stats.ttest_ind(x, y, equal_var=False).confidence_interval(confidence_level=confidence)
+    return {"diff": diff, "ci_low": float(ci.low), "ci_high": float(ci.high)}

@@ -1,15 +1,13 @@
 """Sweeps: several methods (or named variants) over several seeds, resumable, as one ``Sweep``.
 
 Each run's ``RunResult`` is written as soon as it finishes; a run already written with the same settings is
-read, not retrained, so the same command resumes an interrupted sweep. ``jobs`` > 1 runs that many at once as
-separate processes (``python -m helpers q1``), for a GPU.
+read, not retrained, so the same command resumes an interrupted sweep. The engine is ``local`` (one run after
+another in this process, the default on a laptop) or ``ray`` (each run a Ray task with its CPUs or GPU share
+declared, on a local Ray instance or a cluster: ``helpers.ray_engine``).
 """
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from . import config as wconfig
@@ -39,9 +37,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 GROUPS: dict[str, tuple[str, ...]] = {
     "frontier": ("v1", "v2", "v2-noproj", "lora-5ep", "adapter-rf0.375-6ep", "adapter-rf16-6ep", "full-5ep"),
 }
-# Concurrent runs on one GPU under jobs="auto" (a 22M-parameter model leaves a large GPU mostly
-# idle). Not yet measured: bench/gpu.sh times jobs 1, 2, 4 and 8 and prints the best.
-GPU_JOBS_AUTO = 4
+ENGINES = ("local", "ray")
 
 
 def parse_seeds(seeds) -> list[int]:
@@ -61,19 +57,10 @@ def parse_seeds(seeds) -> list[int]:
     return out
 
 
-def parse_jobs(jobs) -> int:
-    """``auto`` (one at a time on a CPU, ``GPU_JOBS_AUTO`` with CUDA) or a whole number >= 1."""
-    if jobs in ("auto", None):
-        import torch
-
-        return GPU_JOBS_AUTO if torch.cuda.is_available() else 1
-    try:
-        n = int(jobs)
-    except (TypeError, ValueError):
-        n = 0
-    if isinstance(jobs, bool) or n < 1 or str(n) != str(jobs).strip():
-        raise ValueError(f"jobs must be 'auto' or a whole number >= 1, got {jobs!r}")
-    return n
+def check_engine(engine: str) -> str:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    return engine
 
 
 def sweep_labels(names) -> dict[str, tuple[str, dict]]:
@@ -103,18 +90,27 @@ def _matches(result: RunResult, method: str, profile: str, seed: int, overrides:
     return result.method == method and result.config.get("seed") == seed and same
 
 
-def sweep(names, seeds=3, profile="auto", jobs="auto", out_dir=None, *, model: str = "auto", data=None,
-          out: str | os.PathLike | None = None, **overrides) -> Sweep:
+def sweep(names, seeds=3, profile="auto", out_dir=None, *, model: str = "auto", data=None,
+          out: str | os.PathLike | None = None, collect: bool = False, engine: str = "local",
+          address: str | None = None, cpus_per_run: float | None = None, gpus_per_run: float | None = None,
+          **overrides) -> Sweep:
     """Run every method or ``VARIANTS`` label in ``names`` (a list, or comma-separated) with every seed
     and return a ``Sweep``.
 
     Each run's ``RunResult`` is written to ``out_dir/<label>-seed<seed>.json`` as soon as it
     finishes; a run whose file is already there with the same settings is read, not retrained, so
-    an interrupted sweep resumes. ``jobs`` > 1 runs that many at once as separate processes
-    (``python -m helpers q1``), for a GPU. Everything is checked before anything trains."""
+    an interrupted sweep resumes. ``engine="ray"`` runs them as Ray tasks, each asking for ``cpus_per_run``
+    CPUs and ``gpus_per_run`` of a GPU (``ray_engine.per_task``), on the cluster at ``address`` (or
+    ``RAY_ADDRESS``) or a local instance. Everything is checked before anything trains. ``collect=True``
+    trains nothing: the summary holds the runs finished so far, and its config lists the ``missing`` ones."""
     labels = sweep_labels(names)
     seed_list = parse_seeds(seeds)
-    n_jobs = parse_jobs(jobs)
+    check_engine(engine)
+    resources = None
+    if engine == "ray":
+        from .ray_engine import per_task
+
+        resources = per_task(cpus_per_run, gpus_per_run)
     prof = wconfig.get_profile(profile).name
     for method, extra in labels.values():
         resolve_config(method, prof, **{**overrides, **extra})  # a bad override fails here, before training
@@ -124,8 +120,10 @@ def sweep(names, seeds=3, profile="auto", jobs="auto", out_dir=None, *, model: s
     check_writable(out_dir)
     if out is not None:
         check_writable(Path(out).resolve().parent)
+    if collect:  # trains nothing, so it takes no lock: it can report on a sweep still running
+        return _sweep_locked(labels, seed_list, prof, out_dir, out, model, data, overrides, collect, address, resources)
     with folder_lock(out_dir, hint="wait for the other sweep to finish, or pass another --out (out=)"):
-        return _sweep_locked(labels, seed_list, n_jobs, prof, out_dir, out, model, data, overrides)
+        return _sweep_locked(labels, seed_list, prof, out_dir, out, model, data, overrides, collect, address, resources)
 
 
 def _todo(labels, seed_list, prof, out_dir: Path, overrides) -> tuple[list, dict]:
@@ -146,45 +144,57 @@ def _todo(labels, seed_list, prof, out_dir: Path, overrides) -> tuple[list, dict
     return todo, files
 
 
-def _run_one(item, prof, models: Path, model, data, in_process: bool) -> None:
-    """Train one run of the sweep and write its file: in this process, or as ``python -m helpers q1``."""
+def _train(item, prof, models: Path, model, data) -> str:
+    """Train one run of a sweep (resuming from its checkpoint) and return its ``RunResult`` as JSON: in this
+    process, or in a Ray task (threads as the task's CPUs)."""
     from .training import run
 
     label, method, seed, settings, path = item
-    if in_process:
-        result = run(method, prof, seed, model=model, data=data, output_dir=models / f"{label}-seed{seed}",
-                     resume=True, **settings)  # an interrupted run goes on from its checkpoint
-        result.to_json(path)
-    else:
-        cmd = [sys.executable, "-m", "helpers", "q1", "--method", method, "--profile", prof, "--seed", str(seed),
-               "--model", model, "--output-dir", str(models / f"{label}-seed{seed}"), "--out", str(path), "--resume"]
-        cmd += ["--data", str(data)] if data else []
-        for key, value in settings.items():
-            cmd += ["--set", f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"]
-        log = models / f"{label}-seed{seed}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "w") as f:
-            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=wconfig.PROJ_ROOT)
-        if proc.returncode != 0:
-            raise RuntimeError(f"sweep run {label} seed {seed} failed (exit {proc.returncode}); see {log}")
-    print(f"sweep: {label} seed {seed} done -> {path}", flush=True)
+    result = run(method, prof, seed, model=model, data=data, output_dir=models / f"{label}-seed{seed}",
+                 resume=True, **settings)  # an interrupted run goes on from its checkpoint
+    return result.to_json()
 
 
-def _sweep_locked(labels, seed_list, n_jobs, prof, out_dir, out, model, data, overrides) -> Sweep:
+def _ray_train(item, prof, models, model, data) -> str:
+    from .ray_engine import use_task_cpus
+
+    use_task_cpus()
+    return _train(item, prof, models, model, data)
+
+
+def _sweep_locked(labels, seed_list, prof, out_dir, out, model, data, overrides, collect, address,
+                  resources) -> Sweep:
     todo, files = _todo(labels, seed_list, prof, out_dir, overrides)
-    print(f"sweep: {len(todo)} of {len(labels) * len(seed_list)} runs to do ({n_jobs} at a time), in {out_dir}",
-          flush=True)
+    engine = "ray" if resources else "local"
+    print(f"sweep: {len(todo)} of {len(labels) * len(seed_list)} runs to do ({engine}), in {out_dir}", flush=True)
     models = wconfig.OUTPUT_DIR / "sweeps" / out_dir.name  # trained weights stay out of results/
-    if n_jobs == 1:
+    missing = [f"{label}-seed{seed}" for label, _, seed, _, _ in todo] if collect else []
+
+    def write(item, text):
+        RunResult.from_json(text).to_json(item[4])  # the one writer, in this process
+        print(f"sweep: {item[0]} seed {item[2]} done -> {item[4]}", flush=True)
+
+    if collect:
+        print(f"sweep: collecting only; not run yet: {', '.join(missing) or 'none'}", flush=True)
+        files = {label: [f for f in fs if Path(f).is_file()] for label, fs in files.items()}
+        files = {label: fs for label, fs in files.items() if fs}
+    elif engine == "local":
         for item in todo:
-            _run_one(item, prof, models, model, data, in_process=True)
-    else:
-        with ThreadPoolExecutor(n_jobs) as pool:
-            list(pool.map(lambda item: _run_one(item, prof, models, model, data, in_process=False), todo))
+            write(item, _train(item, prof, models, model, data))
+    elif todo:
+        from .ray_engine import connect, map_tasks
+
+        connect(address)
+        failed = map_tasks(_ray_train, todo, write, resources=resources, describe=lambda i: f"{i[0]} seed {i[2]}",
+                           kwargs=dict(prof=prof, models=models, model=model, data=data))
+        if failed:
+            raise RuntimeError(f"{len(failed)} run(s) failed: " + "; ".join(
+                f"{item[0]} seed {item[2]}: {why}" for item, why in failed) + ". The finished runs are saved")
     runs = {label: [RunResult.from_json(f) for f in fs] for label, fs in files.items()}
-    result = Sweep(runs, {"methods": list(labels), "seeds": seed_list, "profile": prof, "jobs": n_jobs,
-                          "overrides": overrides, "variants": {k: VARIANTS[k] for k in labels if k in VARIANTS}},
-                   files)
+    result = Sweep(runs, {"methods": list(labels), "seeds": seed_list, "profile": prof, "engine": engine,
+                          **({"resources": resources} if resources else {}),
+                          "overrides": overrides, "variants": {k: VARIANTS[k] for k in labels if k in VARIANTS},
+                          **({"missing": missing} if collect else {})}, files)
     if out is not None:
         result.to_json(out)
     return result

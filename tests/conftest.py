@@ -118,3 +118,21 @@ def interrupted_v2(mrpc_dir, tmp_path_factory):
     with pytest.raises(training.RunInterrupted) as stop:
         training.run("v2", data=mrpc_dir, output_dir=out, callbacks=[signal_at(6, signal.SIGINT)], **INTERRUPTED_KW)
     return out, stop.value
+
+
+def fake_result(method, seed, correct, trainable=10, epochs=2):
+    """A RunResult whose test predictions are right where ``correct`` is True (labels all 1)."""
+    import numpy as np
+
+    from helpers import results
+
+    preds = {"idx": list(range(len(correct))), "label": [1] * len(correct), "pred": [int(c) for c in correct],
+             "prob": [0.9 if c else 0.1 for c in correct]}
+    acc = float(np.mean(correct))
+    return results.RunResult(
+        method=method, history=[{"eval_accuracy": acc - 0.01, "eval_f1": 0.8, "eval_loss": 0.5, "epoch": 1.0},
+                                {"eval_accuracy": acc, "eval_f1": 0.8, "eval_loss": 0.5, "epoch": 2.0}],
+        best={"epoch": 2.0, "eval_accuracy": acc, "eval_f1": 0.8, "eval_loss": 0.5},
+        test={"accuracy": acc, "f1": 0.8, "loss": 0.5}, trainable_params=trainable,
+        total_params=max(100, trainable), train_seconds=1.0, model={"name": "m"}, output_dir="",
+        config={"seed": seed, "learning_rate": 1e-3, "num_train_epochs": epochs}, predictions=preds)

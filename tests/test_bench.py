@@ -90,3 +90,28 @@ def pd_isna(value) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+@pytest.mark.slow
+def test_gpu_script_dry_run_on_the_cpu(mrpc_dir, tmp_path):
+    """bench/gpu.sh with PROFILE=smoke: every step of the GPU script, on a few dozen rows, one seed."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from helpers import config
+
+    env = {**os.environ, "PROFILE": "smoke", "SEEDS": "1", "EPOCHS": "1", "LONG_EPOCHS": "2", "JOBS_TRIED": "1 2",
+           "MRPC_DIR": str(mrpc_dir),
+           "PYTHON": sys.executable, "WORKBOOK_OUTPUT_DIR": str(tmp_path / "outputs"), "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "gpu"
+    proc = subprocess.run(["bash", str(config.PROJ_ROOT / "bench" / "gpu.sh"), str(out)], env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "jobs 2:" in proc.stdout and "best jobs:" in proc.stdout
+    front = json.loads((out / "frontier_gpu.json").read_text())
+    assert [row["method"] for row in front["table"]] == ["v1", "v2", "v2-noproj", "lora-5ep", "adapter-rf0.375-6ep",
+                                                         "adapter-rf16-6ep", "full-5ep"]
+    assert "v1 + v2 at 2 epochs:" in proc.stdout and "(target 60 s)" in proc.stdout
+    assert (out / "bench_gpu.json").is_file() and (out / "v1_v2_20ep_gpu.json").is_file()

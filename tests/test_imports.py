@@ -9,7 +9,7 @@ HELPERS = config.PROJ_ROOT / "helpers"
 QUESTIONS = {"ptuning", "adapter_dims", "stories"}  # Q1, Q2, Q3 (stories is a package by concern)
 SHARED = {"config", "data", "models", "curves", "runinfo", "results", "stats", "settings", "llm", "bottleneck",
           "notebooks", "callbacks", "checkpoints", "llama_build", "doctor", "methods", "training", "sweeps",
-          "inference"}
+          "inference", "frontier", "ray_engine", "search"}
 BENCH = {"bench", "timing"}  # the benchmarks' report, and the timing tools it uses
 
 

@@ -4,6 +4,7 @@ import multiprocessing
 
 import numpy as np
 import pytest
+from conftest import fake_result
 
 from helpers import config, results
 
@@ -33,23 +34,11 @@ def test_committed_results_still_read():
         assert r.test["accuracy"] > 0 and r.evals()
 
 
-def _fake(method, seed, correct):
-    preds = {"idx": list(range(len(correct))), "label": [1] * len(correct), "pred": [int(c) for c in correct],
-             "prob": [0.9 if c else 0.1 for c in correct]}
-    acc = float(np.mean(correct))
-    return results.RunResult(
-        method=method, history=[{"eval_accuracy": acc - 0.01, "eval_f1": 0.8, "eval_loss": 0.5, "epoch": 1.0},
-                                {"eval_accuracy": acc, "eval_f1": 0.8, "eval_loss": 0.5, "epoch": 2.0}],
-        best={"epoch": 2.0, "eval_accuracy": acc, "eval_f1": 0.8, "eval_loss": 0.5},
-        test={"accuracy": acc, "f1": 0.8, "loss": 0.5}, trainable_params=10, total_params=100, train_seconds=1.0,
-        model={"name": "m"}, output_dir="", config={"seed": seed}, predictions=preds)
-
-
 def test_sweep_table_comparisons_figure_and_round_trip(tmp_path):
     rng = np.random.default_rng(1)
     base = [rng.random(200) < 0.7 for _ in range(3)]
-    sw = results.Sweep({"v2": [_fake("v2", s, base[s] | (rng.random(200) < 0.2)) for s in range(3)],
-                        "v1": [_fake("v1", s, base[s]) for s in range(3)]})
+    sw = results.Sweep({"v2": [fake_result("v2", s, base[s] | (rng.random(200) < 0.2)) for s in range(3)],
+                        "v1": [fake_result("v1", s, base[s]) for s in range(3)]})
     table = sw.table().set_index("method")
     assert table.loc["v2", "n"] == 3 and table.loc["v2", "test acc mean"] > table.loc["v1", "test acc mean"]
     low, high = table.loc["v1", "test acc CI"]
@@ -66,7 +55,7 @@ def test_sweep_table_comparisons_figure_and_round_trip(tmp_path):
     sw.to_json(tmp_path / "summary.json")
     back = results.Sweep.from_json(tmp_path / "summary.json")
     assert back.table().equals(sw.table())
-    before = results.Sweep({"v2-before": [_fake("v2", s, base[s]) for s in range(3)]}, {"note": "old"})
+    before = results.Sweep({"v2-before": [fake_result("v2", s, base[s]) for s in range(3)]}, {"note": "old"})
     both = results.Sweep.merge(back, before)
     assert list(both.runs) == ["v2", "v1", "v2-before"] and both.config["merged"][1] == {"note": "old"}
     pair = both.comparisons(pairs=[("v2", "v2-before")])

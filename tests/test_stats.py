@@ -45,3 +45,14 @@ def test_paired_bootstrap_interval():
     assert same == {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0}
     # resampling with replacement keeps the interval inside the range of per-example differences
     assert stats.paired_bootstrap([1, 1, 0, 0], [0, 0, 0, 0])["ci_high"] <= 1.0
+
+
+def test_welch_interval_of_a_difference_by_hand():
+    # means 0.7633 and 0.80; variances 0.000233 and 0.0001; se = sqrt(0.000233/3 + 0.0001/3) = 0.01054;
+    # Welch's df = 3.45, t(0.975, 3.45) = 2.96: the difference -0.0367 +- 0.0312
+    r = stats.diff_of_means([0.78, 0.76, 0.75], [0.80, 0.79, 0.81])
+    assert r["diff"] == pytest.approx(-0.0367, abs=1e-4)
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((-0.0679, -0.0055), abs=5e-4)
+    assert math.isnan(stats.diff_of_means([0.7], [0.8, 0.9])["ci_low"])  # one seed: no interval
+    with pytest.raises(ValueError, match="at least one value on each side"):
+        stats.diff_of_means([], [0.8])

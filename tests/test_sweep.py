@@ -42,15 +42,16 @@ def test_smoke_sweep_writes_summary_and_resumes_without_retraining(mrpc_dir, tmp
     (dict(seeds=0), "a count must be at least 1"),
     (dict(seeds="0,0"), "distinct"),
     (dict(seeds="a,b"), "seeds must be a count"),
-    (dict(jobs=0), "jobs must be 'auto' or a whole number >= 1"),
-    (dict(jobs="many"), "jobs must be 'auto'"),
+    (dict(engine="threads"), "engine must be one of local, ray"),
+    (dict(engine="ray", cpus_per_run=0), "a task needs CPUs > 0"),
+    (dict(engine="ray", gpus_per_run=1.5), "a GPU share in .0, 1. or a whole number"),
     (dict(learning_rate=-1), "learning_rate=-1 is not allowed"),
 ])
 def test_bad_sweeps_fail_before_training(kwargs, message, monkeypatch, tmp_path):
     monkeypatch.setattr(training, "run", lambda *a, **k: pytest.fail("trained"))
-    args = dict(methods="v1,v2", seeds=2, profile="smoke", jobs=1, out_dir=tmp_path) | kwargs
+    args = dict(methods="v1,v2", seeds=2, profile="smoke", out_dir=tmp_path) | kwargs
     with pytest.raises(ValueError, match=message):
-        sweeps.sweep(args.pop("methods"), args.pop("seeds"), args.pop("profile"), args.pop("jobs"), **args)
+        sweeps.sweep(args.pop("methods"), args.pop("seeds"), args.pop("profile"), **args)
 
 
 def test_a_file_with_other_settings_is_not_taken_as_done(tmp_path, monkeypatch):
@@ -60,7 +61,7 @@ def test_a_file_with_other_settings_is_not_taken_as_done(tmp_path, monkeypatch):
         pytest.skip("no committed q1_v2.json")
     committed.to_json(tmp_path / "v2-seed42.json")  # full profile, 20 epochs: not what this sweep asks for
     with pytest.raises(ValueError, match="holds a v2 run with other settings"):
-        sweeps.sweep("v2", [42], "smoke", 1, out_dir=tmp_path)
+        sweeps.sweep("v2", [42], "smoke", out_dir=tmp_path)
 
 
 def test_peft_config_is_the_answers_code():
@@ -80,5 +81,35 @@ def test_a_run_written_before_a_setting_existed_still_counts_as_done(tmp_path, m
         pytest.skip("no committed sweep")
     assert "torch_compile" not in v1.config  # written before that setting existed
     v1.to_json(tmp_path / "v1-seed0.json")
-    done = sweeps.sweep("v1", [0], "full", 1, out_dir=tmp_path, num_train_epochs=10)
+    done = sweeps.sweep("v1", [0], "full", out_dir=tmp_path, num_train_epochs=10)
     assert done.runs["v1"][0].test == v1.test
+
+
+@pytest.fixture
+def local_ray():
+    """A real local Ray instance of 2 CPUs, no dashboard, shut down afterwards."""
+    from helpers import ray_engine
+
+    ray = ray_engine.connect(num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_sweep_runs_each_run_as_a_task_and_skips_them_when_run_again(local_ray, mrpc_dir, tmp_path,
+                                                                         monkeypatch, capsys):
+    out = tmp_path / "ray.json"
+    args = ["sweep", "--methods", "v1,v2", "--seeds", "2", "--profile", "smoke", "--data", str(mrpc_dir),
+            "--set", "num_train_epochs=1", "--engine", "ray", "--cpus-per-run", "1", "--out", str(out)]
+    assert main(args) == 0
+    assert "sweep: 4 of 4 runs to do (ray)" in capsys.readouterr().out
+    summary = json.loads(out.read_text())
+    assert summary["config"]["engine"] == "ray" and summary["config"]["resources"] == {"num_cpus": 1.0,
+                                                                                       "num_gpus": 0.0}
+    files = sorted((tmp_path / "ray").glob("*.json"))
+    assert [f.name for f in files] == ["v1-seed0.json", "v1-seed1.json", "v2-seed0.json", "v2-seed1.json"]
+    assert [r["n"] for r in summary["table"]] == [2, 2]
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    assert main(args) == 0
+    assert "sweep: 0 of 4 runs to do (ray)" in capsys.readouterr().out
+    assert {f: f.stat().st_mtime_ns for f in files} == stamps  # nothing trained or written again

@@ -1,0 +1,98 @@
+"""Recipe searches with Optuna: the study's total is --trials, a rerun adds only what is missing, other settings
+are refused, hopeless trials are pruned, and Ray workers draw from the same study."""
+import json
+
+import pytest
+
+from helpers import search
+from helpers.__main__ import main
+
+
+def _args(out, trials, *extra):
+    return ["search", "--method", "v2", "--trials", str(trials), "--profile", "smoke", "--seeds", "1",
+            "--set", "num_train_epochs=1", "--out", str(out), *extra]
+
+
+@pytest.mark.slow
+def test_a_rerun_adds_only_the_missing_trials_and_other_settings_are_refused(mrpc_dir, tmp_path, monkeypatch,
+                                                                             capsys):
+    monkeypatch.setenv("MRPC_DIR", str(mrpc_dir))
+    out = tmp_path / "v2"
+    assert main(_args(out, 3)) == 0
+    assert main(_args(out, 4)) == 0
+    printed = capsys.readouterr().out
+    assert "3 of 4 trials in the study, 1 to run" in printed
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["counted"] == 4 and len(summary["trials"]) == 4
+    assert summary["settings"]["fixed"] == {"num_train_epochs": 1} and "num_train_epochs" not in summary["settings"][
+        "space"]
+    first = summary["trials"][0]
+    assert first["state"] in ("complete", "pruned") and first["seconds"] > 0 and "learning_rate" in first
+    assert summary["best"]["params"] and (out / "study.db").is_file() and (out / "importance.png").is_file()
+    assert main(_args(out, 4)) == 0  # nothing missing: nothing trained
+    assert "4 of 4 trials in the study, 0 to run" in capsys.readouterr().out
+    assert main(_args(out, 5)[:-2] + ["--seeds", "2", "--out", str(out)]) == 2
+    assert "made with other settings (seeds: [0] in the study, [0, 1] now)" in capsys.readouterr().err
+
+
+class _Trial:
+    def __init__(self, prune):
+        self.reports, self.prune = [], prune
+
+    def report(self, value, step):
+        self.reports.append((step, value))
+
+    def should_prune(self):
+        return self.prune
+
+
+class _State:
+    epoch = 2.0
+
+
+def test_a_trial_is_pruned_on_its_validation_accuracy_at_the_seed_and_epoch_step():
+    import optuna
+
+    keep = _Trial(prune=False)
+    search.PruneOnValidation(keep, offset=3).on_evaluate(None, _State(), None, metrics={"eval_accuracy": 0.7})
+    assert keep.reports == [(5, 0.7)]  # the second seed of a 3-epoch profile, epoch 2
+    with pytest.raises(optuna.TrialPruned, match="validation accuracy 0.6838 at step 2"):
+        search.PruneOnValidation(_Trial(prune=True)).on_evaluate(None, _State(), None,
+                                                                  metrics={"eval_accuracy": 0.6838})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(trials=0), "trials must be a whole number >= 1"),
+    (dict(objective="max"), "objective must be one of min, mean"),
+    (dict(method="v9"), "unknown method 'v9'"),
+    (dict(engine="threads"), "engine must be one of local, ray"),
+    (dict(learning_rate=1e-3, head_learning_rate=1e-2, per_device_train_batch_size=16, warmup_ratio=0.0,
+          num_virtual_tokens=20, dropout=0.0), "nothing left to search for v2"),
+])
+def test_bad_searches_fail_before_training(kwargs, message, tmp_path):
+    args = dict(method="v2", trials=2, profile="smoke", out=tmp_path / "s") | kwargs
+    with pytest.raises(ValueError, match=message):
+        search.search(args.pop("method"), args.pop("trials"), args.pop("profile"), args.pop("out"), **args)
+
+
+def test_a_space_of_an_unknown_shape_is_named():
+    import optuna
+
+    trial = optuna.create_study().ask()
+    assert 1e-4 <= search.sample(trial, {"learning_rate": ("log", 1e-4, 1e-2)})["learning_rate"] <= 1e-2
+    with pytest.raises(ValueError, match="search space of 'dropout': expected"):
+        search.sample(trial, {"dropout": (0.0, 0.1)})
+
+
+@pytest.mark.slow
+def test_ray_workers_draw_trials_from_the_same_study(mrpc_dir, tmp_path, monkeypatch):
+    from helpers import ray_engine
+
+    monkeypatch.setenv("MRPC_DIR", str(mrpc_dir))
+    ray = ray_engine.connect(num_cpus=2)
+    try:
+        summary = search.search("v2", 2, "smoke", tmp_path / "r", 1, engine="ray", cpus_per_run=1,
+                                num_train_epochs=1)
+    finally:
+        ray.shutdown()
+    assert summary["counted"] == 2 and {t["state"] for t in summary["trials"]} <= {"complete", "pruned"}
