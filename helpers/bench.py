@@ -224,7 +224,8 @@ def _print(r: dict) -> None:
 
 
 def trials_table(path, majority: float | None = None):
-    """One row per v2 recipe trial (``bench/v2_recipe_trials.py``'s JSON Lines): what was changed,
+    """One row per v2 recipe trial (the JSON Lines of the hand-made trials, made before ``python -m helpers search``
+    replaced their script; kept as history): what was changed,
     the best validation accuracy and where, how many evaluations sat on the ``majority`` line, and
     when 0.75 was reached (None: not within the cap)."""
     import json

@@ -113,3 +113,35 @@ def test_ray_sweep_runs_each_run_as_a_task_and_skips_them_when_run_again(local_r
     assert main(args) == 0
     assert "sweep: 0 of 4 runs to do (ray)" in capsys.readouterr().out
     assert {f: f.stat().st_mtime_ns for f in files} == stamps  # nothing trained or written again
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_ray_tasks_and_the_same_command_resumes_from_their_checkpoints(mrpc_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, outputs = tmp_path / "cut.json", tmp_path / "outputs"
+    cmd = [sys.executable, "-m", "helpers", "sweep", "--methods", "v2", "--seeds", "1", "--profile", "smoke",
+           "--data", str(mrpc_dir), "--set", "num_train_epochs=30", "--engine", "ray", "--cpus-per-run", "1",
+           "--out", str(out)]
+    env = {**os.environ, "WORKBOOK_OUTPUT_DIR": str(outputs), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=config.PROJ_ROOT)
+    run_dir = outputs / "sweeps" / "cut" / "v2-seed0"
+    deadline = time.monotonic() + 300
+    while not list(run_dir.glob("checkpoint-*/complete.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends the sweep (Ray's workers are not in its process group)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stdout[-2000:] + stderr[-2000:]
+    assert "interrupted: cancelled v2 seed 0; their checkpoints are kept" in stderr
+    assert "run the same sweep command again to go on" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "cut" / "v2-seed0.json").exists() and list(run_dir.glob("checkpoint-*/complete.json"))
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=config.PROJ_ROOT, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "resume: continuing from" in again.stdout + again.stderr
+    assert results.RunResult.from_json(tmp_path / "cut" / "v2-seed0.json").config["resumed"] is True
