@@ -53,7 +53,7 @@ def table(sweep: Sweep, reference: str = REFERENCE, confidence: float = 0.95):
                "kept epochs": [int(r.best["epoch"]) for r in runs],
                "test acc mean": per.loc[label, "test acc mean"], "test acc sd": per.loc[label, "test acc sd"],
                "test acc CI": per.loc[label, "test acc CI"], "val acc mean": per.loc[label, "val acc mean"],
-               "train s mean": per.loc[label, "train s mean"]}
+               "train s mean": per.loc[label, "train s mean"], "train s": [round(r.train_seconds) for r in runs]}
         if label in versus.index:
             v = versus.loc[label]
             row.update({f"- {reference}": v["acc diff (a - b)"], f"- {reference} CI": v["diff CI"],

@@ -29,7 +29,7 @@ SUMMARY_FILE = "search.json"
 def _optuna():
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is reported by the caller, once
     return optuna
 
 
@@ -76,10 +76,13 @@ def _settings(method: str, profile: str, seeds: list[int], objective: str, fixed
 
 
 def _objective(trial, settings: dict, runs_dir: str, model: str, data, keep: bool) -> float:
-    """Train one run per seed with the trial's parameters; the best validation accuracies' min or mean."""
+    """Train one run per seed with the trial's parameters; the best validation accuracies' min or mean. A run's
+    folder is named by its settings, so a trial interrupted by Ctrl-C and queued again resumes from its checkpoint;
+    a finished or pruned run's folder is removed (the study keeps its numbers) unless ``keep``."""
+    from .callbacks import RunInterrupted
+    from .settings import settings_key
     from .training import run
 
-    optuna = _optuna()
     method, profile = settings["method"], settings["profile"]
     space = {k: tuple(v) if v and v[0] == "log" else v for k, v in settings["space"].items()}
     params = {**settings["fixed"], **sample(trial, space)}
@@ -87,23 +90,40 @@ def _objective(trial, settings: dict, runs_dir: str, model: str, data, keep: boo
     per_seed, start = [], time.perf_counter()
     try:
         for k, seed in enumerate(settings["seeds"]):
-            out = Path(runs_dir) / f"trial{trial.number}-seed{seed}"
+            out = Path(runs_dir) / f"{settings_key(method, profile, **params)}-seed{seed}"
+            interrupted = False
             try:
-                r = run(method, profile, seed, model=model, data=data, output_dir=out,
+                r = run(method, profile, seed, model=model, data=data, output_dir=out, resume=True,
                         callbacks=[PruneOnValidation(trial, k * epochs)], **params)
+            except RunInterrupted:
+                interrupted = True  # its checkpoint stays; the next run of the study resumes it
+                trial.set_user_attr("interrupted", True)
+                raise
             finally:
-                if not keep:
-                    shutil.rmtree(out, ignore_errors=True)  # the study keeps the numbers; weights take disk
+                if not keep and not interrupted:
+                    shutil.rmtree(out, ignore_errors=True)
             per_seed.append({"seed": seed, "best_val": round(r.best["eval_accuracy"], 4),
                              "best_epoch": r.best["epoch"], "train_s": r.train_seconds,
                              "val_by_epoch": [round(e["eval_accuracy"], 4) for e in r.evals()]})
             trial.set_user_attr("seeds", per_seed)
-    except optuna.TrialPruned:
+    finally:
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
-        raise
-    trial.set_user_attr("seconds", round(time.perf_counter() - start, 1))
     values = [s["best_val"] for s in per_seed]
     return min(values) if settings["objective"] == "min" else sum(values) / len(values)
+
+
+def requeue_interrupted(study) -> list[int]:
+    """Queue again, once, the parameters of each trial stopped by Ctrl-C (its runs resume from their
+    checkpoints); returns their numbers."""
+    optuna = _optuna()
+    done = set(study.user_attrs.get("requeued", []))
+    again = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
+             if t.user_attrs.get("interrupted") and t.number not in done]
+    for t in again:
+        study.enqueue_trial(t.params, user_attrs={"resumes_trial": t.number})
+    if again:
+        study.set_user_attr("requeued", sorted(done | {t.number for t in again}))
+    return [t.number for t in again]
 
 
 def open_study(out: str | os.PathLike, settings: dict, storage: str | None = None):
@@ -179,6 +199,10 @@ def search(method: str, trials: int, profile: str = "quick", out: str | os.PathL
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(out, settings, storage)
     runs_dir = str(wconfig.OUTPUT_DIR / "searches" / out.name)
+    again = requeue_interrupted(study)
+    if again:
+        print(f"search: trial(s) {', '.join(map(str, again))} were interrupted; queued again, resuming their runs",
+              flush=True)
     before = len(counted(study))
     print(f"search: {settings['method']} ({prof}, seeds {settings['seeds']}, objective {objective}): "
           f"{before} of {trials} trials in the study, {max(0, trials - before)} to run ({engine})", flush=True)

@@ -96,3 +96,29 @@ def test_ray_workers_draw_trials_from_the_same_study(mrpc_dir, tmp_path, monkeyp
     finally:
         ray.shutdown()
     assert summary["counted"] == 2 and {t["state"] for t in summary["trials"]} <= {"complete", "pruned"}
+
+
+def test_a_trial_stopped_by_ctrl_c_is_queued_again_and_resumes_its_run(tmp_path, monkeypatch):
+    from conftest import fake_result
+
+    from helpers import training
+    from helpers.callbacks import RunInterrupted
+
+    calls = []
+
+    def fake_run(method, profile, seed, output_dir=None, resume=False, callbacks=(), **params):
+        calls.append((output_dir, resume, params))
+        if len(calls) == 1:
+            raise RunInterrupted("interrupted: run stopped at step 3", "checkpoint-3")
+        return fake_result(method, seed, [True, False, True])
+
+    monkeypatch.setattr(training, "run", fake_run)
+    with pytest.raises(RunInterrupted):
+        search.search("v2", 2, "smoke", tmp_path / "s", 1)
+    summary = search.search("v2", 2, "smoke", tmp_path / "s", 1)
+    states = [t["state"] for t in summary["trials"]]
+    assert states == ["fail", "complete", "complete"] and summary["counted"] == 2
+    assert calls[0][0] == calls[1][0] and all(resume for _, resume, _ in calls)  # the same folder, resumed
+    assert calls[1][2] == calls[0][2]  # with the interrupted trial's parameters
+    again = search.search("v2", 2, "smoke", tmp_path / "s", 1)
+    assert len(again["trials"]) == 3  # queued again only once
