@@ -77,10 +77,10 @@ def _settings(method: str, profile: str, seeds: list[int], objective: str, fixed
 
 def _objective(trial, settings: dict, runs_dir: str, model: str, data, keep: bool) -> float:
     """Train one run per seed with the trial's parameters; the best validation accuracies' min or mean. A run's
-    folder is named by its settings, so a trial interrupted by Ctrl-C and queued again resumes from its checkpoint;
-    a finished or pruned run's folder is removed (the study keeps its numbers) unless ``keep``."""
+    folder is named by its trial, and a trial interrupted by Ctrl-C is queued again under its old number, so it
+    resumes from its checkpoint; a finished or pruned run's folder is removed (the study keeps its numbers)
+    unless ``keep``."""
     from .callbacks import RunInterrupted
-    from .settings import settings_key
     from .training import run
 
     method, profile = settings["method"], settings["profile"]
@@ -90,7 +90,7 @@ def _objective(trial, settings: dict, runs_dir: str, model: str, data, keep: boo
     per_seed, start = [], time.perf_counter()
     try:
         for k, seed in enumerate(settings["seeds"]):
-            out = Path(runs_dir) / f"{settings_key(method, profile, **params)}-seed{seed}"
+            out = Path(runs_dir) / f"trial{trial.user_attrs.get('resumes_trial', trial.number)}-seed{seed}"
             interrupted = False
             try:
                 r = run(method, profile, seed, model=model, data=data, output_dir=out, resume=True,
@@ -126,9 +126,10 @@ def requeue_interrupted(study) -> list[int]:
     return [t.number for t in again]
 
 
-def open_study(out: str | os.PathLike, settings: dict, storage: str | None = None):
-    """The study in ``storage`` (default ``sqlite:///DIR/study.db``), created or loaded. A study made with other
-    settings (method, profile, seeds, objective, search space) is a ValueError listing them."""
+def open_study(out: str | os.PathLike, settings: dict, storage: str | None = None, sampler_seed: int = 0):
+    """The study in ``storage`` (default ``sqlite:///DIR/study.db``), created or loaded, with a TPE sampler seeded
+    by ``sampler_seed`` (workers drawing from one study each get their own, or they propose the same trials). A
+    study made with other settings (method, profile, seeds, objective, search space) is a ValueError listing them."""
     optuna = _optuna()
     url = storage or f"sqlite:///{Path(out).resolve() / STUDY_FILE}"
     rdb = optuna.storages.RDBStorage(
@@ -136,7 +137,7 @@ def open_study(out: str | os.PathLike, settings: dict, storage: str | None = Non
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
     name = f"{settings['method']}-{settings['profile']}"
     study = optuna.create_study(study_name=name, storage=rdb, direction="maximize", load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=0),
+                                sampler=optuna.samplers.TPESampler(seed=sampler_seed),
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
     saved = study.user_attrs.get("settings")
     if saved is None:
@@ -173,7 +174,8 @@ def _ray_worker(worker: tuple[int, int], out: str, storage: str | None, total: i
     from .ray_engine import use_task_cpus
 
     use_task_cpus()
-    _optimize(open_study(out, settings, storage), total, settings, runs_dir, model, data, keep=False, share=worker[1])
+    study = open_study(out, settings, storage, sampler_seed=worker[0])
+    _optimize(study, total, settings, runs_dir, model, data, keep=False, share=worker[1])
     return worker[0]
 
 

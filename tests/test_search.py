@@ -96,6 +96,8 @@ def test_ray_workers_draw_trials_from_the_same_study(mrpc_dir, tmp_path, monkeyp
     finally:
         ray.shutdown()
     assert summary["counted"] == 2 and {t["state"] for t in summary["trials"]} <= {"complete", "pruned"}
+    first, second = (t["learning_rate"] for t in summary["trials"])
+    assert first != second  # each worker's sampler has its own seed
 
 
 def test_a_trial_stopped_by_ctrl_c_is_queued_again_and_resumes_its_run(tmp_path, monkeypatch):
