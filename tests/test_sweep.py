@@ -125,7 +125,7 @@ def test_ctrl_c_cancels_the_ray_tasks_and_the_same_command_resumes_from_their_ch
 
     out, outputs = tmp_path / "cut.json", tmp_path / "outputs"
     cmd = [sys.executable, "-m", "helpers", "sweep", "--methods", "v2", "--seeds", "1", "--profile", "smoke",
-           "--data", str(mrpc_dir), "--set", "num_train_epochs=8", "--engine", "ray", "--cpus-per-run", "1",
+           "--data", str(mrpc_dir), "--set", "num_train_epochs=30", "--engine", "ray", "--cpus-per-run", "1",
            "--out", str(out)]
     env = {**os.environ, "WORKBOOK_OUTPUT_DIR": str(outputs), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
