@@ -6,6 +6,8 @@ frontier ...``); nothing trains here. ``table`` is the per-method table with eac
 """
 from __future__ import annotations
 
+from statistics import fmean
+
 from .results import Sweep
 from .stats import diff_of_means, mean_ci
 
@@ -72,7 +74,7 @@ def headline(sweep: Sweep, a: str = REFERENCE, b: str = FULL, confidence: float 
     acc = {label: [r.test["accuracy"] for r in sweep.runs[label]] for label in (a, b)}
     welch = diff_of_means(acc[a], acc[b], confidence)
     paired = sweep.comparisons([(a, b)], confidence)
-    out = {"a": a, "b": b, "a mean": mean_ci(acc[a])["mean"], "b mean": mean_ci(acc[b])["mean"],
+    out = {"a": a, "b": b, "a mean": fmean(acc[a]), "b mean": fmean(acc[b]),
            "diff": welch["diff"], "welch CI": (welch["ci_low"], welch["ci_high"]), "seeds": (len(acc[a]), len(acc[b]))}
     if len(paired):
         out["paired CI"] = paired.loc[0, "diff CI"]

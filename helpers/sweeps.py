@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import config as wconfig
 from .methods import METHODS
-from .results import RunResult, Sweep
+from .results import RunResult, Sweep, save_json
 from .runinfo import check_writable, folder_lock
 from .settings import RunSettings, resolve_config
 
@@ -171,7 +171,7 @@ def _sweep_locked(labels, seed_list, prof, out_dir, out, model, data, overrides,
     missing = [f"{label}-seed{seed}" for label, _, seed, _, _ in todo] if collect else []
 
     def write(item, text):
-        RunResult.from_json(text).to_json(item[4])  # the one writer, in this process
+        save_json(text, item[4])  # the one writer, in this process; text is already a RunResult's JSON
         print(f"sweep: {item[0]} seed {item[2]} done -> {item[4]}", flush=True)
 
     if collect:
