@@ -8,6 +8,7 @@ checkpoint files in ``checkpoints``, each method in ``methods``.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -90,6 +91,28 @@ def training_args(cfg: dict, output_dir, seed: int = 42):
     )
 
 
+DYNAMO_ENV = ("ACCELERATE_DYNAMO_BACKEND", "ACCELERATE_DYNAMO_MODE", "ACCELERATE_DYNAMO_USE_FULLGRAPH",
+              "ACCELERATE_DYNAMO_USE_DYNAMIC")
+
+
+@contextlib.contextmanager
+def compile_env():
+    """Build a run's ``TrainingArguments`` and Trainer inside this: the run's ``torch_compile`` setting alone
+    decides whether it compiles. ``TrainingArguments(torch_compile=True)`` writes ``ACCELERATE_DYNAMO_*`` into
+    the process's environment, where every later Trainer of the process (a notebook's next run, a test's,
+    a Ray instance started from it) would read it and compile too; these variables are cleared on the way
+    in and put back as they were on the way out."""
+    import os
+
+    before = {k: os.environ.pop(k) for k in DYNAMO_ENV if k in os.environ}
+    try:
+        yield
+    finally:
+        for k in DYNAMO_ENV:
+            os.environ.pop(k, None)
+        os.environ.update(before)
+
+
 def steps_per_epoch(rows: int, args) -> int:
     """Optimizer steps in an epoch of ``rows`` training rows under ``args`` (devices and accumulation counted)."""
     return math.ceil(rows / (args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps))
@@ -135,8 +158,8 @@ class WorkbookTrainer(Trainer):
         try:
             super()._save_checkpoint(model, trial)
             if self.is_world_process_zero():
-                if self.extras is not None:
-                    self.extras.save(folder, model)
+                if self.extras is not None:  # the unwrapped model: torch.compile's wrapper names every tensor _orig_mod.*
+                    self.extras.save(folder, self.model)
                 checkpoints.write_marker(folder)
         except (OSError, RuntimeError) as e:
             if not checkpoints.is_disk_full(e):
@@ -187,15 +210,17 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
     test_idx = list(limit_split(dsd["test"], cfg["eval_limit"], seed)["idx"])  # the order predict() keeps
     net = spec.build(cfg, choice)
     trainable, total = methods.count_params(net)
-    args = training_args(cfg, out, seed)
-    num_steps = math.ceil(steps_per_epoch(len(splits["train"]), args) * cfg["num_train_epochs"])
     stopper = StopOnSignal()
     keeper = KeepBest(stopper)
     extras = CheckpointExtras(keeper, {**cfg, "seed": seed})  # the settings a resume must match
-    trainer = WorkbookTrainer(model=net, args=args, train_dataset=splits["train"], eval_dataset=splits["validation"],
-                              data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(cfg)),
-                              compute_metrics=compute_metrics, optimizers=make_optimizer(net, cfg, num_steps),
-                              callbacks=[stopper, keeper, extras, EpochLog(f"{method} seed {seed}"), *callbacks])
+    with compile_env():
+        args = training_args(cfg, out, seed)
+        num_steps = math.ceil(steps_per_epoch(len(splits["train"]), args) * cfg["num_train_epochs"])
+        trainer = WorkbookTrainer(model=net, args=args, train_dataset=splits["train"],
+                                  eval_dataset=splits["validation"],
+                                  data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(cfg)),
+                                  compute_metrics=compute_metrics, optimizers=make_optimizer(net, cfg, num_steps),
+                                  callbacks=[stopper, keeper, extras, EpochLog(f"{method} seed {seed}"), *callbacks])
     trainer.extras = extras
     precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"  # what training_args resolved
     cfg.update(seed=seed, num_training_steps=num_steps, precision_used=precision,

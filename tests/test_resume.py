@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from helpers import config, data, inference, results, settings, training
+from helpers import checkpoints, config, data, inference, results, settings, training
 
 pytestmark = pytest.mark.slow
 KW = dict(profile="smoke", seed=0, num_train_epochs=3)
@@ -155,3 +155,14 @@ def test_compiled_path_trains_in_the_smoke_profile(mrpc_dir, tmp_path):
                     torch_compile=True)
     assert r.config["torch_compile"] is True and training.pad_multiple(r.config) == 16
     assert len(r.evals()) == 1 and 0 <= r.test["accuracy"] <= 1
+    # TrainingArguments(torch_compile=True) writes ACCELERATE_DYNAMO_BACKEND into os.environ; left there, every
+    # later Trainer of the process compiled too (a resume then met checkpoints named _orig_mod.*)
+    assert not [k for k in training.DYNAMO_ENV if k in os.environ]
+    assert training.prepare("v2-noproj", "smoke", 0, data=mrpc_dir, output_dir=tmp_path / "plain",
+                            num_train_epochs=1).trainer.accelerator.state.dynamo_plugin.backend.value == "NO"
+    # the checkpoint names the unwrapped model's tensors, so the same run resumes from it
+    checkpoint = checkpoints.resumable(tmp_path)[0]
+    again = training.prepare("v2-noproj", "smoke", 0, data=mrpc_dir, output_dir=tmp_path / "again",
+                             num_train_epochs=1, torch_compile=True)
+    assert again.trainer.accelerator.state.dynamo_plugin.backend.value == "INDUCTOR"
+    training._load_trainable(again.trainer.model, str(checkpoint))
