@@ -158,7 +158,7 @@ class WorkbookTrainer(Trainer):
         try:
             super()._save_checkpoint(model, trial)
             if self.is_world_process_zero():
-                if self.extras is not None:  # the unwrapped model: torch.compile's wrapper names every tensor _orig_mod.*
+                if self.extras is not None:  # the unwrapped model (torch.compile's wrapper prefixes _orig_mod.)
                     self.extras.save(folder, self.model)
                 checkpoints.write_marker(folder)
         except (OSError, RuntimeError) as e:
@@ -216,9 +216,9 @@ def prepare(method: str, profile="auto", seed: int = 42, *, model: str = "auto",
     with compile_env():
         args = training_args(cfg, out, seed)
         num_steps = math.ceil(steps_per_epoch(len(splits["train"]), args) * cfg["num_train_epochs"])
+        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(cfg))
         trainer = WorkbookTrainer(model=net, args=args, train_dataset=splits["train"],
-                                  eval_dataset=splits["validation"],
-                                  data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_multiple(cfg)),
+                                  eval_dataset=splits["validation"], data_collator=collator,
                                   compute_metrics=compute_metrics, optimizers=make_optimizer(net, cfg, num_steps),
                                   callbacks=[stopper, keeper, extras, EpochLog(f"{method} seed {seed}"), *callbacks])
     trainer.extras = extras

@@ -11,9 +11,10 @@ The backends (``LocalLlama``, ``OpenAICompatible``) are shared machinery in ``he
 because every story call goes through one of them.
 """
 from ..llm import BackendError, Generation, LocalLlama, OpenAICompatible, embedded_gguf  # noqa: F401
-from .checking import LIMITS, StoryReport, check_story, clues_found, has_clue, rank_key  # noqa: F401
+from .checking import LIMITS, READER_CHECKS, StoryReport, check_story, clues_found, has_clue, rank_key  # noqa: F401
 from .diversity import distinct_n, diversity, self_bleu, semantic_spread  # noqa: F401
 from .form import form_range, story_form  # noqa: F401
+from .reading import READER_LIMITS, Reading, read  # noqa: F401
 from .records import append_record, read_records, records_path  # noqa: F401
 from .spec import (  # noqa: F401
     BEAT_RETRIES,
@@ -40,4 +41,4 @@ from .study import (  # noqa: F401
     variants_named,
 )
 from .text import ABBREVIATIONS, SENTENCE_END, STOPWORDS, WORD, clue_words, readability, sentences, stem, words  # noqa: F401
-from .writing import PROSE, Story, beat_grammar, fit_length, highlight, write_story  # noqa: F401
+from .writing import PROSE, Story, beat_grammar, fit_length, highlight, prompt_text, write_story  # noqa: F401

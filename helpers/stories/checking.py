@@ -1,15 +1,18 @@
-"""The story checker: length, clues, readability and repetition, each a named check with a pass mark."""
+"""The story checker: length, clues, readability and repetition (surface counts), and what a reader catches
+(``reading``: leaked instructions, sentences cut off, non-words, template openings, easy words, coherence),
+each a named check with a pass mark."""
 from __future__ import annotations
 
 import dataclasses
 
+from .reading import READER_LIMITS, Reading, read
 from .spec import StorySpec
 from .text import clue_words, readability, sentences, stem, words
 
 # Pass marks. A story read aloud to a 5-year-old sits around grade 1-3, but the clues themselves
 # ("magical", "butterfly", "treasure") are long words, so grade 5 is the line a good story clears.
 LIMITS = {"fk_grade_max": 5.0, "mean_sentence_words_max": 14.0, "repetition_max": 0.10}
-
+READER_CHECKS = ("no_leaks", "whole_sentences", "real_words", "no_template", "easy_words", "coherence")
 
 
 @dataclasses.dataclass
@@ -29,6 +32,11 @@ class StoryReport:
     score: float
     min_words: int | None = None  # the spec's range, for the report
     max_words: int | None = None
+    reading: dict | None = None  # ``reading.Reading`` as a dict: spans and measures of the reader's checks
+
+    def spans(self) -> list[tuple[int, int, str]]:
+        """The reader's checks' offending spans, ``(start, end, check)`` in text order."""
+        return Reading(**self.reading).spans() if self.reading else []
 
     def rows(self) -> list[dict]:
         """One row per constraint: passed, what was measured, and the limit."""
@@ -48,6 +56,34 @@ class StoryReport:
             {"constraint": "repetition", "passed": self.passed["repetition"],
              "measured": f"{100 * self.repetition:.1f} % of 3-word phrases repeat",
              "limit": f"<= {100 * LIMITS['repetition_max']:g} %"},
+        ] + self._reader_rows()
+
+    def _reader_rows(self) -> list[dict]:
+        r, lim = self.reading, READER_LIMITS
+        if not r:
+            return []
+
+        def quoted(spans, k=3):
+            shown = "; ".join(f"\u201c{t[:40]}\u201d" for *_, t in spans[:k])
+            return f"{len(spans)}: {shown}" + (" ..." if len(spans) > k else "") if spans else "none"
+
+        return [
+            {"constraint": "no_leaks", "passed": self.passed["no_leaks"], "measured": quoted(r["leaks"]),
+             "limit": "no instructions, meta-talk, labels or lists"},
+            {"constraint": "whole_sentences", "passed": self.passed["whole_sentences"], "measured": quoted(r["cuts"]),
+             "limit": "every paragraph ends at a sentence end"},
+            {"constraint": "real_words", "passed": self.passed["real_words"], "measured": quoted(r["nonwords"]),
+             "limit": f"<= {lim['nonwords_max']} non-words (wordfreq Zipf < {lim['nonword_zipf']:g}; names allowed)"},
+            {"constraint": "no_template", "passed": self.passed["no_template"], "measured": quoted(r["templates"]),
+             "limit": f"no sentence opening {lim['template_repeats']} times or more"},
+            {"constraint": "easy_words", "passed": self.passed["easy_words"],
+             "measured": f"{100 * r['easy_share']:.0f} % on the Dale-Chall easy list",
+             "limit": f">= {100 * lim['easy_share_min']:g} %"},
+            {"constraint": "coherence", "passed": self.passed["coherence"],
+             "measured": f"neighbours {r['neighbour_similarity']:.2f}, topic {r['topic_similarity']:.2f}, "
+                         f"{len(r['breaks'])} breaks",
+             "limit": f"neighbours >= {lim['neighbour_min']:g}, topic >= {lim['topic_min']:g}, "
+                      f"<= {lim['breaks_max']} breaks (cosine < {lim['break_below']:g})"},
         ]
 
     def _repr_html_(self) -> str:
@@ -75,11 +111,28 @@ class StoryReport:
             lines.append(f"- Sentences average {self.mean_sentence_words:.1f} words; keep them under 12.")
         if not self.passed["repetition"]:
             lines.append(f"- {100 * self.repetition:.0f}% of its three-word phrases repeat; vary the wording.")
+        r = self.reading or {}
+        if r and not self.passed["no_leaks"]:
+            lines.append("- It contains instructions or talk about the story (" +
+                         "; ".join(t for *_, t in r["leaks"][:3]) + "); tell only the story itself.")
+        if r and not self.passed["whole_sentences"]:
+            lines.append("- A paragraph stops in the middle of a sentence; finish every sentence.")
+        if r and not self.passed["real_words"]:
+            lines.append("- It has words that are not English (" + ", ".join(t for *_, t in r["nonwords"][:3]) +
+                         "); use real, simple words.")
+        if r and not self.passed["no_template"]:
+            lines.append("- Sentences keep starting the same way; vary how they begin.")
+        if r and not self.passed["easy_words"]:
+            lines.append("- Too many words a young child does not know; use easier ones.")
+        if r and not self.passed["coherence"]:
+            lines.append("- The story jumps between ideas; let each sentence follow from the one before.")
         return "\n".join(lines) or "- No problems found; polish the story."
 
 
-def check_story(text: str, spec: StorySpec) -> StoryReport:
-    """Measure a story against its spec. Empty or garbage text gives a failing report, never an error."""
+def check_story(text: str, spec: StorySpec, prompt: str | None = None, reader: bool = True) -> StoryReport:
+    """Measure a story against its spec: the surface counts, then (``reader``) the reader's checks of
+    ``reading.read``, with ``prompt`` (what the model was asked) for the copied-prompt check. Empty or garbage
+    text gives a failing report, never an error."""
     toks = words(text)
     clues = clues_found(toks, spec.clues)
     n_sentences = len(sentences(text))
@@ -94,9 +147,12 @@ def check_story(text: str, spec: StorySpec) -> StoryReport:
         "sentence_length": bool(n_sentences) and mean_len <= LIMITS["mean_sentence_words_max"],
         "repetition": bool(trigrams) and repetition <= LIMITS["repetition_max"],
     }
+    reading = read(text, spec, prompt) if reader else None
+    if reading:
+        passed.update(reading.passed)
     return StoryReport(len(toks), passed["length"], clues, round(ease, 2), round(grade, 2), n_sentences,
                        round(mean_len, 2), round(repetition, 4), passed, sum(passed.values()) / len(passed),
-                       spec.min_words, spec.max_words)
+                       spec.min_words, spec.max_words, dataclasses.asdict(reading) if reading else None)
 
 
 

@@ -33,27 +33,44 @@ class Story:
         return sum(c["seconds"] for c in self.calls)
 
     def _repr_html_(self) -> str:
-        """The story with each clue's words highlighted, then its report."""
-        return f"<div style='white-space: pre-wrap'>{highlight(self.text, list(self.report.clues))}</div>" + \
-            self.report._repr_html_()
+        """The story with each clue's words highlighted and the reader's checks' spans struck in red (the
+        check's name on hover), then its report."""
+        body = highlight(self.text, list(self.report.clues), self.report.spans())
+        return f"<div style='white-space: pre-wrap'>{body}</div>" + self.report._repr_html_()
 
 
-def highlight(text: str, clues: list[str]) -> str:
-    """``text`` as HTML with every word that matches a clue's content words marked (``<mark>``)."""
+def highlight(text: str, clues: list[str], spans=()) -> str:
+    """``text`` as HTML with every word that matches a clue's content words marked (``<mark>``), and each
+    ``(start, end, check)`` of ``spans`` (``StoryReport.spans``) underlined in red, titled with its check."""
     import html
 
+    text = text or ""
     wanted = {w for c in clues for w in clue_words(c)}
 
-    def mark(m):
-        word = m.group(0)
-        return f"<mark>{html.escape(word)}</mark>" if stem(word) in wanted else html.escape(word)
+    def piece(a, b):
+        out, last = [], a
+        for m in WORD.finditer(text, a, b):
+            out.append(html.escape(text[last:m.start()]))
+            word = m.group(0)
+            out.append(f"<mark>{html.escape(word)}</mark>" if stem(word) in wanted else html.escape(word))
+            last = m.end()
+        out.append(html.escape(text[last:b]))
+        return "".join(out)
 
-    out, last = [], 0
-    for m in WORD.finditer(text or ""):
-        out.append(html.escape(text[last:m.start()]))
-        out.append(mark(m))
-        last = m.end()
-    out.append(html.escape((text or "")[last:]))
+    merged: list[list] = []  # overlapping spans as one, titled with every check that objects to it
+    for start, end, check in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+            merged[-1][2] += [check] if check not in merged[-1][2] else []
+        else:
+            merged.append([start, end, [check]])
+    out, pos = [], 0
+    for start, end, checks in merged:
+        out.append(piece(pos, start))
+        out.append(f"<span title='{html.escape(', '.join(checks))}' style='text-decoration: underline wavy red; "
+                   f"background: #fde8e8'>{piece(start, end)}</span>")
+        pos = end
+    out.append(piece(pos, len(text)))
     return "".join(out)
 
 
@@ -78,7 +95,7 @@ def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int 
     else:
         text = call(build_messages(spec, strategy, seed=seed))
     text = text.strip()
-    story = Story(text, check_story(text, spec), strategy, calls, seed)
+    story = Story(text, check_story(text, spec, prompt_text(calls)), strategy, calls, seed)
     if record:
         append_record({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "spec": spec.to_dict(), "strategy": strategy,
                        "backend": type(backend).__name__, "model": calls[-1]["model"], "sampling": sampling,
@@ -102,7 +119,15 @@ def _best_of_n(backend, spec, seed, calls, sampling, n: int = BEST_OF_N) -> str:
     """Sample ``n`` checklist stories (seeds seed·1000 + i) and keep the one the checker ranks first."""
     messages = build_messages(spec, "best_of_n")
     drafts = [_call(backend, messages, seed * 1000 + i, calls, sampling).strip() for i in range(n)]
-    return max(drafts, key=lambda t: rank_key(check_story(t, spec), spec))
+    prompt = prompt_text(calls[-1:])
+    return max(drafts, key=lambda t: rank_key(check_story(t, spec, prompt), spec))
+
+
+def prompt_text(calls: list[dict]) -> str:
+    """What the model was told over ``calls``: the system and user messages' text (not its own answers), for
+    the checker's copied-prompt check."""
+    return "\n".join(m["content"] for c in calls for m in c["messages"] if m.get("role") != "assistant"
+                     and isinstance(m.get("content"), str))
 
 
 PROSE = "[A-Za-z ,.!?'-]"  # letters and sentence punctuation: no lists, no "Name:" lines, no markup
