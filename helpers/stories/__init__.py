@@ -5,7 +5,9 @@ by concern:
 * ``text``: words and sentences, counted once; ``checking``: ``check_story(text, spec) -> StoryReport``.
 * ``diversity``: distinct-n, self-BLEU, semantic spread; ``records``: the JSON Lines record of every story.
 * ``writing``: ``write_story`` runs a strategy end to end (best of n, the scaffold and its grammars).
-* ``study``: ``compare`` variants side by side, ``summarize``, ``recheck``; ``form``: the widget form.
+* ``reading``: what a reader catches (leaks, cut sentences, non-words, templates, easy words, coherence).
+* ``ratings``: hand ratings of stories (``results/q3_ratings.jsonl``) and the checker's agreement with them.
+* ``study``: ``compare`` variants side by side, ``summarize``, ``recheck``, ``rescore``; ``form``: the widget forms.
 
 The backends (``LocalLlama``, ``OpenAICompatible``) are shared machinery in ``helpers.llm``, re-exported here
 because every story call goes through one of them.
@@ -14,6 +16,7 @@ from ..llm import BackendError, Generation, LocalLlama, OpenAICompatible, embedd
 from .checking import LIMITS, READER_CHECKS, StoryReport, check_story, clues_found, has_clue, rank_key  # noqa: F401
 from .diversity import distinct_n, diversity, self_bleu, semantic_spread  # noqa: F401
 from .form import form_range, story_form  # noqa: F401
+from .ratings import RUBRIC, add_rating, agreement, cohen_kappa, item_agreement, load_ratings, ratings_path  # noqa: F401
 from .reading import READER_LIMITS, Reading, read  # noqa: F401
 from .records import append_record, read_records, records_path  # noqa: F401
 from .spec import (  # noqa: F401
@@ -37,6 +40,7 @@ from .study import (  # noqa: F401
     compare_figure,
     load_comparison,
     recheck,
+    rescore,
     summarize,
     variants_named,
 )

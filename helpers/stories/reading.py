@@ -33,7 +33,11 @@ READER_LIMITS = {
 # Instructions and meta-talk a story for a child never holds (case-insensitive, per line where anchored).
 LEAK_PATTERNS = tuple(re.compile(p, re.I | re.M) for p in (
     r"\b(?:write|writing|written)\s+(?:about|a\s+story|the\s+story|it\s+in|in\s+(?:just|exactly))\b",
-    r"\b(?:the|this|our|my)\s+(?:\w+\s+){0,2}story\s+(?:begins|starts|ends|is\s+about|continues|will)\b",
+    r"\b(?:the|this|our|my)\s+(?:\w+\s+){0,2}(?:story|tale|fairy\s?tale)\s+(?:begins|began|starts|started|ends|"
+    r"ended|is\s+about|was\s+about|continues|continued|went\s+on|will|follows|was\s+called|is\s+called)\b",
+    r"\b(?:in|of)\s+this\s+(?:\w+\s+)?(?:story|tale)\b",
+    r"\b(?:five|5)[- ]years?[- ]old\b",
+    r"\byour\s+(?:child|little\s+one|kids?)\b",  # the prompt's reader, the parent, addressed
     r"\b(?:a|an|this)\s+(?:\w+\s+){0,2}story\s+(?:for|about)\s+(?:a\s+)?(?:young\s+)?(?:child|kid|reader|"
     r"(?:five|5)[- ]year[- ]old)",
     r"\b(?:five|5)[- ]year[- ]olds?\b",
@@ -42,8 +46,12 @@ LEAK_PATTERNS = tuple(re.compile(p, re.I | re.M) for p in (
     r"\b(?:no|without)\s+(?:title|titles|notes|questions|explanations?)\b",
     r"\b(?:word\s+count|constraints?|clues?|paragraphs?|the\s+reader|todo\s+list)\b",
     r"^\s*(?:title|moral|story|beat|clue|setting|ending|note|characters?)\s*\d*\s*:",
-    r"^\s*[A-Z][A-Za-z]*(?:\s+[A-Z]?[a-z]+){0,2}\s*:\s+(?=\S)",  # a label ("Bo: under the moon")
     r"^\s*(?:\d+[.)]|[-*\u2022])\s+",  # a list item
+))
+# ... and those where capitals matter (case-sensitive)
+LEAK_PATTERNS += tuple(re.compile(p, re.M) for p in (
+    r"^\s*[\"\u201c]?[A-Z][A-Z' -]{5,}[\"\u201d]?\s*$",  # a title line in capitals
+    r"^\s*[A-Z][A-Za-z]*(?:\s+[A-Z]?[a-z]+){0,2}\s*:\s+(?=\S)",  # a label ("Bo: under the moon")
 ))
 SPAN_CHECKS = {"leaks": "no_leaks", "cuts": "whole_sentences", "nonwords": "real_words", "templates": "no_template",
                "breaks": "coherence"}  # the Reading field of each check's spans
@@ -59,6 +67,7 @@ class Reading:
     cuts: list
     nonwords: list
     templates: list
+    max_opening: int  # how often the most used three-word sentence opening comes
     easy_share: float
     neighbour_similarity: float
     topic_similarity: float
@@ -79,21 +88,30 @@ def read(text: str, spec: StorySpec, prompt: str | None = None) -> Reading:
     leaks = leaked(text, spec, prompt)
     cuts = cut_off(text)
     bad = nonwords(text, spec)
-    templ = templates(sents)
+    templ, max_opening = templates(sents)
     easy = easy_share(text, spec)
     neighbour, topic, breaks = coherence(sents, spec)
-    lim = READER_LIMITS
-    has_words = bool(WORD_SPAN.search(text))
-    passed = {
-        "no_leaks": has_words and not leaks,
-        "whole_sentences": has_words and not cuts,
-        "real_words": has_words and len(bad) <= lim["nonwords_max"],
-        "no_template": has_words and not templ,
-        "easy_words": has_words and easy >= lim["easy_share_min"],
-        "coherence": len(sents) > 1 and neighbour >= lim["neighbour_min"] and len(breaks) <= lim["breaks_max"]
-        and topic >= lim["topic_min"],
+    reading = Reading(leaks, cuts, bad, templ, max_opening, round(easy, 4), round(neighbour, 4), round(topic, 4),
+                      breaks, {})
+    reading.passed = judge(dataclasses.asdict(reading), bool(WORD_SPAN.search(text)), len(sents))
+    return reading
+
+
+def judge(measures: dict, has_words: bool = True, n_sentences: int = 2, limits: dict | None = None) -> dict:
+    """Each reader's check passed or not, from a ``Reading``'s measures (as a dict) under ``limits``
+    (``READER_LIMITS`` and any changed marks): the one rule, used by ``read`` and by the tuning on ratings.
+    The spans found under other marks (non-words' Zipf, a break's cosine) are taken as found."""
+    lim = {**READER_LIMITS, **(limits or {})}
+    m = measures
+    return {
+        "no_leaks": has_words and not m["leaks"],
+        "whole_sentences": has_words and not m["cuts"],
+        "real_words": has_words and len(m["nonwords"]) <= lim["nonwords_max"],
+        "no_template": has_words and m["max_opening"] < lim["template_repeats"],
+        "easy_words": has_words and m["easy_share"] >= lim["easy_share_min"],
+        "coherence": n_sentences > 1 and m["neighbour_similarity"] >= lim["neighbour_min"]
+        and len(m["breaks"]) <= lim["breaks_max"] and m["topic_similarity"] >= lim["topic_min"],
     }
-    return Reading(leaks, cuts, bad, templ, round(easy, 4), round(neighbour, 4), round(topic, 4), breaks, passed)
 
 
 def leaked(text: str, spec: StorySpec, prompt: str | None = None) -> list:
@@ -154,9 +172,9 @@ def nonwords(text: str, spec: StorySpec) -> list:
     return spans
 
 
-def templates(sents: list) -> list:
+def templates(sents: list) -> tuple[list, int]:
     """Spans of sentence openings (first three words, lower-cased) that come ``template_repeats`` times or
-    more: each occurrence after the first is a span."""
+    more (each occurrence after the first is a span), and the count of the most used opening."""
     seen: dict[tuple, int] = {}
     opened = []
     for start, _, sentence in sents:
@@ -174,7 +192,7 @@ def templates(sents: list) -> list:
             if key in first:
                 out.append((s, e, t))
             first.add(key)
-    return out
+    return out, max(seen.values(), default=0)
 
 
 @functools.cache

@@ -175,3 +175,25 @@ def kept_stories(written: dict, max_tokens: int) -> dict:
                      "max_tokens": max_tokens, "text": s.text, "report": dataclasses.asdict(s.report),
                      "completion_tokens": s.completion_tokens, "seconds": round(s.seconds, 2), "calls": len(s.calls)}
                     for s in batch] for label, batch in written.items()}
+
+
+def rescore(saved: dict):
+    """Per variant of a saved comparison (``load_comparison``): the pass rate as recorded (the surface counts it
+    was scored with) and under today's checker, reader's checks included, read off the stored stories (the
+    prompts are not stored, so the copied-prompt check is left out); then the share of stories failing each check."""
+    import pandas as pd
+
+    from .checking import check_story
+
+    spec = StorySpec(**saved["spec"])
+    rows = []
+    for label, batch in saved["stories"].items():
+        reports = [check_story(s["text"], spec) for s in batch]
+        row = {"variant": label, "n": len(batch),
+               "pass rate, as recorded": sum(s["report"]["score"] == 1 for s in batch) / len(batch),
+               "pass rate, now": sum(r.score == 1 for r in reports) / len(batch),
+               "mean score, now": round(sum(r.score for r in reports) / len(batch), 3)}
+        for check in reports[0].passed:
+            row[f"fails {check}"] = round(sum(not r.passed[check] for r in reports) / len(batch), 2)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("variant")
