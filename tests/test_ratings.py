@@ -84,3 +84,25 @@ def test_the_committed_ratings_cover_the_committed_stories_and_follow_the_rubric
     for r in rs:
         assert all(1 <= r[k] <= 5 for k in ratings.RUBRIC) and isinstance(r["acceptable"], bool) and r["rater"]
         StorySpec(**r["spec"])  # each names a valid spec
+
+
+def test_the_rating_form_appends_a_rating_and_names_a_missing_rater(tmp_path):
+    from helpers.stories import load_comparison, rating_candidates, rating_form
+
+    saved = load_comparison()
+    candidates = rating_candidates(saved, None)
+    assert len(candidates) == sum(len(b) for b in saved["stories"].values())
+    label = "scaffold + grammar, seed 0"
+    assert candidates[label]["source"] == "results/q3_compare.json" and candidates[label]["seed"] == 0
+    path = tmp_path / "ratings.jsonl"
+    form = rating_form(candidates, path=path)
+    form.story.value = label
+    form.sliders["plot"].value = 1
+    form.button.click()
+    assert form.status.value.startswith("not added: rater:") and not path.exists()
+    form.rater.value, form.acceptable.value = "xy", False
+    form.button.click()
+    (r,) = ratings.load_ratings(path)
+    assert "added to" in form.status.value and "(1 ratings)" in form.status.value
+    assert r["variant"] == "scaffold + grammar" and r["plot"] == 1 and r["rater"] == "xy" and r["acceptable"] is False
+    assert r["text"] == candidates[label]["text"]

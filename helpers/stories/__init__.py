@@ -15,7 +15,7 @@ because every story call goes through one of them.
 from ..llm import BackendError, Generation, LocalLlama, OpenAICompatible, embedded_gguf  # noqa: F401
 from .checking import LIMITS, READER_CHECKS, StoryReport, check_story, clues_found, has_clue, rank_key  # noqa: F401
 from .diversity import distinct_n, diversity, self_bleu, semantic_spread  # noqa: F401
-from .form import form_range, story_form  # noqa: F401
+from .form import form_range, rating_candidates, rating_form, story_form  # noqa: F401
 from .ratings import RUBRIC, add_rating, agreement, cohen_kappa, item_agreement, load_ratings, ratings_path  # noqa: F401
 from .reading import READER_LIMITS, Reading, read  # noqa: F401
 from .records import append_record, read_records, records_path  # noqa: F401

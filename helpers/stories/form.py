@@ -67,3 +67,74 @@ def story_form(backends: dict, spec: StorySpec = EXAMPLE_SPEC, max_tokens: int =
                    w.HBox([button, busy, status]), out])
     form.button, form.output = button, out  # for tests and for scripting the form
     return form
+
+
+def rating_candidates(*comparisons: dict) -> dict:
+    """The stories of saved comparisons (``load_comparison``) to rate, by a label ("variant, seed N"): each with
+    its text, spec, and where it came from."""
+    out = {}
+    for saved in comparisons:
+        if not saved:
+            continue
+        model = saved.get("backend", "")
+        for variant, batch in saved["stories"].items():
+            for s in batch:
+                out[f"{variant}, seed {s['seed']}"] = {"text": s["text"], "spec": saved["spec"], "variant": variant,
+                                                       "seed": s["seed"], "model": model,
+                                                       "source": saved.get("source", "")}
+    return out
+
+
+def rating_form(candidates: dict, path=None):
+    """An ipywidgets form to rate a story by the rubric (``ratings.RUBRIC``: 1-5 per item and a yes/no verdict)
+    and append the rating to ``path`` (``results/q3_ratings.jsonl``), so that a class can grow the rated set.
+    The story is shown with its report; a wrong field is named in the status line and nothing is written."""
+    import ipywidgets as w
+    from IPython.display import display
+
+    from .checking import check_story
+    from .ratings import RUBRIC, VERDICT, add_rating, load_ratings, ratings_path
+    from .spec import StorySpec
+    from .writing import highlight
+
+    wide = {"style": {"description_width": "110px"}, "layout": w.Layout(width="560px")}
+    story = w.Dropdown(options=list(candidates), description="story", **wide)
+    sliders = {item: w.IntSlider(value=3, min=1, max=5, description=item, tooltip=text, **wide)
+               for item, text in RUBRIC.items()}
+    acceptable = w.Checkbox(value=False, description="acceptable", tooltip=VERDICT)
+    rater = w.Text("", description="rater", placeholder="your name or initials", **wide)
+    note = w.Text("", description="note", placeholder="what decided it", **wide)
+    button = w.Button(description="Add rating", button_style="primary")
+    status = w.HTML("")
+    shown = w.Output()
+    target = path or ratings_path()
+
+    def show(_=None):
+        shown.clear_output()
+        c = candidates[story.value]
+        report = check_story(c["text"], StorySpec(**c["spec"]))
+        with shown:
+            display(w.HTML(f"<div style='white-space: pre-wrap; max-height: 320px; overflow-y: auto'>"
+                           f"{highlight(c['text'], list(report.clues), report.spans())}</div>"))
+
+    def on_click(_):
+        c = candidates[story.value]
+        try:
+            add_rating(c["text"], c["spec"], {k: s.value for k, s in sliders.items()}, acceptable.value, rater.value,
+                       source=c["source"], model=c["model"], variant=c["variant"], seed=c["seed"], note=note.value,
+                       path=target)
+        except ValueError as e:
+            status.value = f"not added: {e}"
+            return
+        status.value = f"added to {target} ({len(load_ratings(target))} ratings)"
+
+    story.observe(show, names="value")
+    button.on_click(on_click)
+    if candidates:
+        show()
+    form = w.VBox([story, shown, w.HTML("<i>" + "<br>".join(f"<b>{k}</b>: {v}" for k, v in RUBRIC.items()) +
+                                        f"<br>{VERDICT}</i>"), *sliders.values(), acceptable, rater, note,
+                   w.HBox([button, status])])
+    form.button, form.status, form.sliders, form.acceptable, form.rater, form.story = \
+        button, status, sliders, acceptable, rater, story  # for tests and for scripting the form
+    return form

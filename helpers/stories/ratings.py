@@ -27,8 +27,8 @@ RUBRIC = {
              "role; 5: all, each with a role)",
     "fit": "fit for a 5-year-old: words and sentences a child follows read aloud, nothing frightening or odd "
            "(1: not for a child; 5: a bedtime story)",
-    "no_leaks": "no leaked text: no instructions, talk about the story, labels, lists, glued or invented words, "
-                "sentences cut off (1: many; 5: none)",
+    "no_leaks": "no leaked text: no instructions, talk about the story or to its reader, titles, labels or lists "
+                "(1: many; 5: none; cut sentences and invented words count under fit and plot)",
 }
 VERDICT = "acceptable: would you read it, as it is, to a 5-year-old who asked for this story? (yes/no)"
 SCORE_RANGE = (1, 5)
@@ -161,10 +161,10 @@ def tune(rated: list[dict]) -> dict:
     return best
 
 
-def agreement(ratings: list[dict] | None = None) -> tuple[Agreement, Agreement]:
+def agreement(ratings: list[dict] | None = None, rated: list[dict] | None = None) -> tuple[Agreement, Agreement]:
     """Tune the checker's marks on one half of the rated stories and report both halves under those marks:
-    (tuning, held-out). The held-out half is the one to quote."""
-    rated = measured(ratings if ratings is not None else load_ratings())
+    (tuning, held-out). The held-out half is the one to quote. ``rated``: the ratings already ``measured``."""
+    rated = rated if rated is not None else measured(ratings if ratings is not None else load_ratings())
     tuning, held_out = halves(rated)
     limits = tune(tuning)
     return score(tuning, limits, "tuning"), score(held_out, limits, "held-out")
@@ -175,7 +175,7 @@ def agreement(ratings: list[dict] | None = None) -> tuple[Agreement, Agreement]:
 ITEM_CHECKS = (("plot", 2, ("no_template", "coherence", "repetition")),
                ("clues", 2, ("clues",)),
                ("fit", 2, ("readability", "easy_words", "sentence_length")),
-               ("no_leaks", 3, ("no_leaks", "whole_sentences", "real_words")))
+               ("no_leaks", 3, ("no_leaks",)))
 
 
 def item_agreement(rated: list[dict]):

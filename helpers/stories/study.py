@@ -131,7 +131,12 @@ def recheck(saved: dict):
 def load_comparison(path: str | os.PathLike | None = None) -> dict | None:
     """A committed comparison (``results/q3_compare.json`` by default), or None when there is none."""
     path = Path(path) if path else config.RESULTS_DIR / "q3_compare.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    inside = path.resolve().is_relative_to(config.PROJ_ROOT)
+    saved["source"] = str(path.resolve().relative_to(config.PROJ_ROOT)) if inside else str(path)  # where it was read
+    return saved
 
 
 def compare_figure(rows: list[dict], x: str = "semantic_spread", y: str = "mean score"):
