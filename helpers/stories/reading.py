@@ -257,8 +257,8 @@ def _sentence_spans(text: str) -> list:
     out, pos = [], 0
     for s in sentences(text):
         at = text.find(s, pos)
-        if at < 0:  # joined pieces ("Mr. Fox") are re-spaced; fall back to the first word's place
-            at = text.find(s.split()[0], pos)
+        if at < 0:  # joined pieces ("Mr. Fox") are re-spaced; fall back to the first word's place, or where we are
+            at = max(text.find(s.split()[0], pos), pos)
         out.append((at, at + len(s), s))
         pos = max(pos, at + 1)
     return out
