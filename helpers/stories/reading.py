@@ -120,7 +120,7 @@ def leaked(text: str, spec: StorySpec, prompt: str | None = None) -> list:
     spans = [(m.start(), m.end(), m.group(0)) for p in LEAK_PATTERNS for m in p.finditer(text)]
     if prompt:
         n = READER_LIMITS["prompt_ngram"]
-        allowed = {w.lower() for phrase in (spec.topic, *spec.clues) for w in WORD_SPAN.findall(phrase)} | STOPWORDS
+        allowed = given_words(spec) | STOPWORDS
         prompt_words = [w.lower() for w in WORD_SPAN.findall(prompt)]
         grams = {tuple(prompt_words[i:i + n]) for i in range(len(prompt_words) - n + 1)}
         found = list(WORD_SPAN.finditer(text))
@@ -153,7 +153,7 @@ def nonwords(text: str, spec: StorySpec) -> list:
     more words. The clues' own words are allowed."""
     from wordfreq import zipf_frequency
 
-    clue_stems = {stem(w) for phrase in (spec.topic, *spec.clues) for w in WORD_SPAN.findall(phrase)}
+    clue_stems = {stem(w) for w in given_words(spec)}
     capitalised = {m.group(0).lower() for m in re.finditer(r"\b[A-Z][a-z]+\b", text)}
     spans = []
     for m in WORD_SPAN.finditer(text):
@@ -224,7 +224,7 @@ def is_easy(word: str) -> bool:
 def easy_share(text: str, spec: StorySpec) -> float:
     """Share of the story's words on the Dale-Chall easy list (``is_easy``), leaving out names (capitalised
     other than at a sentence start) and the topic's and clues' own words; 0 for no words."""
-    given = {w.lower() for phrase in (spec.topic, *spec.clues) for w in WORD_SPAN.findall(phrase)}
+    given = given_words(spec)
     names = _names(text)
     counted = [w.lower().replace("\u2019", "'") for m in WORD_SPAN.finditer(text) for w in m.group(0).split("-")]
     counted = [w for w in counted if w not in given and w not in names]
@@ -244,6 +244,11 @@ def coherence(sents: list, spec: StorySpec) -> tuple[float, float, list]:
     neighbours = (body[1:] * body[:-1]).sum(-1).tolist()
     breaks = [sents[i + 1] for i, c in enumerate(neighbours) if c < READER_LIMITS["break_below"]]
     return sum(neighbours) / len(neighbours), float((body @ topic).mean()), breaks
+
+
+def given_words(spec: StorySpec) -> set[str]:
+    """The words of the topic and the clues, lower-cased: words the story is asked to use."""
+    return {w.lower() for phrase in (spec.topic, *spec.clues) for w in WORD_SPAN.findall(phrase)}
 
 
 def _names(text: str) -> set[str]:
