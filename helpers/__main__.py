@@ -100,6 +100,10 @@ def _add_q3(sub) -> None:
     q3.add_argument("--out", default=None, help="write the comparison (rows, config) as JSON here")
     q3.add_argument("--variants", default=None,
                     help="comma-separated variant labels (default: all of stories.DEFAULT_VARIANTS)")
+    q3.add_argument("--n", type=int, default=None, help="stories per variant (default: the profile's)")
+    q3.add_argument("--resume", action="store_true",
+                    help="with --out: keep the variants already in that file (same seed, n, backend and length "
+                         "cap) and write only the missing ones; the file is written after every variant")
 
 
 def _add_tools(sub) -> None:
@@ -250,30 +254,45 @@ def _results(args) -> int:
 
 def _q3(args) -> int:
     from . import config, stories
+    from .results import save_json
     from .runinfo import check_writable, environment
 
     env = environment()  # at the start: the commit recorded is the code that writes the stories
     try:
         profile = config.get_profile(args.profile)
+        n = profile.stories_per_strategy if args.n is None else args.n
+        if n < 1:
+            raise ValueError(f"--n must be 1 or more stories per variant, got {n}")
+        if args.resume and not args.out:
+            raise ValueError("--resume needs --out: the comparison file to add variants to")
         if args.out:
             check_writable(Path(args.out).resolve().parent)  # before the stories, not after
         variants = stories.variants_named(args.variants)
         backend = stories.LocalLlama(args.gguf) if args.backend == "local" else stories.OpenAICompatible()
-        rows, written = stories.compare(backend, stories.EXAMPLE_SPEC, variants, n=profile.stories_per_strategy,
-                                        seed=args.seed, max_tokens=profile.story_max_tokens)
+        result = {"rows": [], "spec": stories.EXAMPLE_SPEC.to_dict(), "profile": profile.to_dict(), "seed": args.seed,
+                  "n": n, "backend": repr(backend), "limits": stories.LIMITS, "reader_limits": stories.READER_LIMITS,
+                  "environment": env, "stories": {}, "written_by": {}}
+        if args.resume and Path(args.out).is_file():
+            result = stories.resumable(args.out, result)
+        todo = [v for v in variants if v.label not in result["stories"]]
+        kept = [v.label for v in variants if v.label in result["stories"]]
+        if kept:
+            print(f"resume: kept {', '.join(kept)} from {args.out}")
+        for v in todo:  # one variant at a time, written as it finishes: a stop loses at most the one in progress
+            rows, written = stories.compare(backend, stories.EXAMPLE_SPEC, [v], n=n, seed=args.seed,
+                                            max_tokens=profile.story_max_tokens)
+            result["rows"].append(rows[0])
+            result["stories"].update(stories.kept_stories(written, profile.story_max_tokens))
+            result["written_by"][v.label] = {"commit": env.get("git_commit"), "cpu": env.get("cpu")}
+            if args.out:
+                save_json(result, args.out)
     except (ValueError, FileNotFoundError, stories.BackendError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for row in rows:
+    for row in result["rows"]:
         print(f"{row['variant']:16s} distinct-2 {row['distinct_2']:.3f}  self-BLEU {row['self_bleu']:.3f}  "
               f"spread {row['semantic_spread']:.3f}  pass {row['pass rate']:.2f}  score {row['mean score']:.2f}")
     if args.out:
-        from .results import save_json
-
-        result = {"rows": rows, "spec": stories.EXAMPLE_SPEC.to_dict(), "profile": profile.to_dict(),
-                  "seed": args.seed, "backend": repr(backend), "limits": stories.LIMITS, "environment": env,
-                  "stories": stories.kept_stories(written, profile.story_max_tokens)}
-        save_json(result, args.out)
         print(f"wrote {args.out}")
     return 0
 

@@ -143,6 +143,28 @@ class LocalLlama:
         return Generation(out["choices"][0]["message"]["content"] or "", usage.get("prompt_tokens", 0),
                           usage.get("completion_tokens", 0), seconds, self.model)
 
+    def complete(self, prompt: str, temperature: float = 0.8, top_p: float = 0.95, max_tokens: int = 200,
+                 repeat_penalty: float = 1.1, seed: int | None = None, grammar: str | None = None,
+                 stop: list[str] | None = None) -> Generation:
+        """One raw completion: ``prompt`` continued as plain text, no chat template (the model writes on
+        from where the text stops); ``stop``: strings that end it (not included)."""
+        if self.llm is None:
+            raise BackendError(f"{self!r} is closed; make a new LocalLlama")
+        if seed is not None:
+            self.llm.set_seed(seed)
+        extra = {}
+        if grammar is not None:
+            from llama_cpp import LlamaGrammar
+
+            extra["grammar"] = LlamaGrammar.from_string(grammar, verbose=False)
+        start = time.perf_counter()
+        out = self.llm.create_completion(prompt=prompt, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
+                                         repeat_penalty=repeat_penalty, stop=stop or [], **extra)
+        seconds = time.perf_counter() - start
+        usage = out.get("usage", {})
+        return Generation(out["choices"][0]["text"] or "", usage.get("prompt_tokens", 0),
+                          usage.get("completion_tokens", 0), seconds, self.model)
+
     def tokenize(self, text: str) -> list[int]:
         """The model's token ids for ``text`` (no BOS)."""
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
@@ -228,13 +250,14 @@ class OpenAICompatible:
     def _fail(self, what: str) -> BackendError:
         return BackendError(scrub(what, self._secrets))
 
-    def _attempt(self, remaining: float, **request):
+    def _attempt(self, remaining: float, raw: bool = False, **request):
         import openai
 
         timeout = openai.Timeout(remaining, connect=min(self.connect_timeout, remaining))
-        return self._client.with_options(timeout=timeout).chat.completions.create(**request)
+        client = self._client.with_options(timeout=timeout)
+        return (client.completions if raw else client.chat.completions).create(**request)
 
-    def _call(self, **request):
+    def _call(self, raw: bool = False, **request):
         """The completion, or BackendError saying what the server did: refused, accepted and never answered,
         or answered with an error, after the tries that fit in the deadline."""
         import openai
@@ -244,7 +267,7 @@ class OpenAICompatible:
         while True:
             tries += 1
             try:
-                return self._attempt(max(0.1, self.deadline - (time.monotonic() - start)), **request)
+                return self._attempt(max(0.1, self.deadline - (time.monotonic() - start)), raw, **request)
             except openai.APITimeoutError as e:
                 if type(e.__cause__).__name__ != "ConnectTimeout":
                     raise self._fail(f"the server at {where} accepted the connection but sent no answer within "
@@ -262,7 +285,7 @@ class OpenAICompatible:
                 why = f"answered with HTTP {e.status_code} ({e.message})"
             except (openai.APIError, ValueError) as e:  # a body that is not JSON, or not a chat completion
                 raise self._fail(f"the server at {where} sent a malformed answer ({type(e).__name__}: {e}); "
-                                 "is it an OpenAI-compatible /chat/completions endpoint?") from None
+                                 "is it an OpenAI-compatible endpoint?") from None
             wait, elapsed = min(0.5 * 2 ** (tries - 1), 8.0), time.monotonic() - start
             if tries > self.max_retries or elapsed + wait >= self.deadline:
                 hint = " Start the server or set OPENAI_BASE_URL." if "refused" in why or "reached" in why else ""
@@ -289,6 +312,27 @@ class OpenAICompatible:
         return Generation(content or "", getattr(usage, "prompt_tokens", 0) or 0,
                           getattr(usage, "completion_tokens", 0) or 0, seconds,
                           getattr(out, "model", None) or self.model)
+
+    def complete(self, prompt: str, temperature: float = 0.8, top_p: float = 0.95, max_tokens: int = 200,
+                 repeat_penalty: float | None = None, seed: int | None = None, stop: list[str] | None = None,
+                 grammar: str | None = None) -> Generation:
+        """One raw completion from the server's ``/completions`` endpoint: ``prompt`` continued as plain text.
+        ``grammar`` is a llama.cpp option, refused here by name (as ``repeat_penalty``, it is not OpenAI's)."""
+        if grammar is not None:
+            raise BackendError("OpenAICompatible takes no grammar: a grammar variant needs the local backend")
+        where = scrub(self.base_url, self._secrets)
+        start = time.perf_counter()
+        out = self._call(raw=True, model=self.model, prompt=prompt, temperature=temperature, top_p=top_p,
+                         max_tokens=max_tokens, seed=seed, **({"stop": stop} if stop else {}))
+        seconds = time.perf_counter() - start
+        choices = getattr(out, "choices", None)
+        text = getattr(choices[0], "text", None) if isinstance(choices, list) and choices else None
+        if not isinstance(text, str):
+            raise self._fail(f"the server at {where} sent a malformed answer: no completion text (is it an "
+                             "OpenAI-compatible /completions endpoint? chat-only servers cannot continue a story)")
+        usage = getattr(out, "usage", None)
+        return Generation(text, getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0,
+                          seconds, getattr(out, "model", None) or self.model)
 
     def __repr__(self) -> str:
         return f"OpenAICompatible(base_url={scrub(self.base_url, self._secrets)!r}, model={self.model!r})"

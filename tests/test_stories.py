@@ -334,3 +334,82 @@ def test_recheck_reads_both_counts_off_the_stored_stories():
     table = stories.recheck(saved)
     assert table.loc[0, "pass rate"] == 1.0 and table.loc[0, "n"] == 1
     assert table.loc[0, "pass rate, textstat's FK grade"] in (0.0, 1.0)
+
+
+class Continuer:
+    """A fake plain-text backend: answers ``complete`` calls with scripted texts in order, keeping each prompt."""
+
+    def __init__(self, texts):
+        self.texts, self.prompts, self.kwargs = list(texts), [], []
+
+    def complete(self, prompt, **kw):
+        self.prompts.append(prompt)
+        self.kwargs.append(kw)
+        return stories.Generation(self.texts.pop(0), 30, 12, 0.01, "continuer")
+
+
+def test_continuation_sees_the_whole_story_and_cuts_each_beat_at_a_sentence_end():
+    spec = StorySpec("a pond", "gentle", 10, 400, ("a frog",))
+    plan = stories.continuation_beats(spec, 0)
+    assert [b["clue"] for b in plan] == [None, "a frog", None] and "a frog" in plan[1]["opens"]
+    beat = " They sang a song by the water. Then they swam"  # the beat's tail is cut mid-sentence
+    backend = Continuer([beat] * 12)
+    story = stories.write_story(backend, spec, "continue", seed=0, record=False, temperature=0.7)
+    frame = stories.story_frame(spec)
+    assert all(p.startswith(frame) for p in backend.prompts)
+    assert plan[0]["opens"] + beat.split(" Then")[0] in backend.prompts[-1]  # the first beat, in the last call
+    assert "Then they swam" not in story.text and story.report.passed["whole_sentences"]
+    assert story.text.count("\n\n") == 2 and plan[1]["opens"] in story.text
+    assert backend.kwargs[0]["stop"] == stories.CONTINUE_STOP and backend.kwargs[0]["temperature"] == 0.7
+    assert story.calls[0]["frame"] == frame and stories.prompt_text(story.calls) == frame  # the story is not "told"
+
+
+def test_continuation_ranked_keeps_the_candidate_the_checker_prefers():
+    spec = StorySpec("a pond", "gentle", 10, 120, ("a frog",))  # beats of 21 words: one call a candidate
+    good = " They played by the water all day and had fun together in the sun."
+    leaky = " Write about a frog in exactly those words. The story begins here."
+    backend = Continuer([leaky, good, leaky] * 3)
+    story = stories.write_story(backend, spec, "continue_ranked", seed=0, record=False)
+    assert len(backend.prompts) == 9 and "exactly those words" not in story.text
+    assert story.report.passed["no_leaks"] and story.text.count("played by the water") == 3
+
+
+def test_continuation_grammar_allows_only_word_shapes():
+    g = stories.WORD_GRAMMAR
+    assert "{0,11}" in g and '"-"' not in g and "\\n" not in g and "0-9" not in g  # what it may write: test_stories_llm
+    backend = Continuer([" A frog sang."] * 12)
+    stories.write_story(backend, StorySpec("a pond", "gentle", 5, 400, ("a frog",)), "continue_grammar",
+                        seed=0, record=False)
+    assert backend.kwargs[0]["grammar"] == g
+
+
+def test_continuation_needs_a_backend_that_continues_text():
+    with pytest.raises(ValueError, match="need a backend that continues plain text.*ScriptedBackend"):
+        stories.write_story(ScriptedBackend(), SPEC, "continue", record=False)
+
+
+def test_whole_sentences_drops_an_unfinished_tail():
+    assert stories.whole_sentences('He said, "Hi!" Then the') == 'He said, "Hi!"'
+    assert stories.whole_sentences("no end here") == ""
+
+
+def test_q3_resume_refuses_a_file_written_otherwise(tmp_path):
+    path = tmp_path / "q3.json"
+    fresh = {"seed": 0, "n": 12, "backend": "LocalLlama(model='x')", "spec": SPEC.to_dict(),
+             "profile": {"story_max_tokens": 600}, "rows": [], "stories": {}}
+    path.write_text(json.dumps({**fresh, "n": 6, "stories": {"baseline": []}}))
+    with pytest.raises(ValueError, match=r"q3.json: field 'n' is 6 there and 12 in this run"):
+        stories.resumable(path, fresh)
+    path.write_text(json.dumps({**fresh, "stories": {"baseline": []}}))
+    assert list(stories.resumable(path, fresh)["stories"]) == ["baseline"]
+    path.write_text('{"rows": [\n oops')
+    with pytest.raises(ValueError, match=r"q3.json: line 2: not JSON"):
+        stories.resumable(path, fresh)
+
+
+def test_variants_are_named_even_with_commas_inside():
+    picked = stories.variants_named("baseline,persona, T=1.0,continuation, best of 3 a beat")
+    assert [v.label for v in picked] == ["baseline", "persona, T=1.0", "continuation, best of 3 a beat"]
+    assert picked[2].strategy == "continue_ranked"
+    with pytest.raises(ValueError, match=r"unknown variants \['persona T=1'\]"):
+        stories.variants_named("baseline,persona T=1")

@@ -151,3 +151,25 @@ def test_clear_error_when_nothing_listens():
 def test_bad_gguf_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         stories.LocalLlama(tmp_path / "missing.gguf")
+
+
+def test_local_backend_continues_plain_text(local):
+    gen = local.complete("Once upon a time, a little fox", max_tokens=12, temperature=0.0, stop=["\n"])
+    assert gen.text.strip() and 0 < gen.completion_tokens <= 12 and "\n" not in gen.text
+
+
+def test_openai_backend_continues_plain_text(server):
+    backend = stories.OpenAICompatible(base_url=server, model="smollm2", deadline=60)
+    gen = backend.complete("Once upon a time, a little fox", max_tokens=8, temperature=0.0)
+    assert gen.text.strip() and 0 < gen.completion_tokens <= 8
+    with pytest.raises(stories.BackendError, match="takes no grammar"):
+        backend.complete("Once", grammar="root ::= [a-z]")
+
+
+def test_word_grammar_holds_the_model_to_word_shapes(local):
+    import re
+
+    gen = local.complete("Story: The Glued Words\n\nOnceuponatime-a-fox-and-a-", max_tokens=40, temperature=1.0,
+                         seed=1, grammar=stories.WORD_GRAMMAR)
+    assert gen.completion_tokens > 5
+    assert re.fullmatch(r'( "?[A-Za-z][a-z]{0,11}(\'[a-z]{1,2})?("|[,.!?]"?)?)+', gen.text), gen.text

@@ -4,7 +4,8 @@ by concern:
 * ``spec``: ``StorySpec`` (checked when built) and ``build_messages(spec, strategy)``: the prompts.
 * ``text``: words and sentences, counted once; ``checking``: ``check_story(text, spec) -> StoryReport``.
 * ``diversity``: distinct-n, self-BLEU, semantic spread; ``records``: the JSON Lines record of every story.
-* ``writing``: ``write_story`` runs a strategy end to end (best of n, the scaffold and its grammars).
+* ``writing``: ``write_story`` runs a strategy end to end (best of n, the scaffold and its grammars, the
+  continuation of plain text).
 * ``reading``: what a reader catches (leaks, cut sentences, non-words, templates, easy words, coherence).
 * ``ratings``: hand ratings of stories (``results/q3_ratings.jsonl``) and the checker's agreement with them.
 * ``study``: ``compare`` variants side by side, ``summarize``, ``recheck``, ``rescore``; ``form``: the widget forms.
@@ -22,8 +23,10 @@ from .records import append_record, read_records, records_path  # noqa: F401
 from .spec import (  # noqa: F401
     BEAT_RETRIES,
     BEST_OF_N,
+    CONTINUATION,
     EXAMPLE_SPEC,
     NAMES,
+    OPENERS,
     PERSONA,
     SETTINGS,
     STRATEGIES,
@@ -31,6 +34,8 @@ from .spec import (  # noqa: F401
     StorySpec,
     beats,
     build_messages,
+    continuation_beats,
+    story_frame,
     story_seed,
 )
 from .study import (  # noqa: F401
@@ -41,8 +46,20 @@ from .study import (  # noqa: F401
     load_comparison,
     recheck,
     rescore,
+    resumable,
     summarize,
     variants_named,
 )
 from .text import ABBREVIATIONS, SENTENCE_END, STOPWORDS, WORD, clue_words, readability, sentences, stem, words  # noqa: F401
-from .writing import PROSE, Story, beat_grammar, fit_length, highlight, prompt_text, write_story  # noqa: F401
+from .writing import (  # noqa: F401
+    CONTINUE_STOP,
+    PROSE,
+    WORD_GRAMMAR,
+    Story,
+    beat_grammar,
+    fit_length,
+    highlight,
+    prompt_text,
+    whole_sentences,
+    write_story,
+)

@@ -59,7 +59,16 @@ STRATEGIES = {
     "scaffold_grammar": "scaffold, decoded under a GBNF grammar: plain prose only (no lists, no 'Name:' lines), and "
                         "each clue beat starts by naming its clue (llama.cpp backends only)",
     "scaffold_short": "scaffold_grammar with sentences of at most 10 words, built into the grammar",
+    "continue": "the story as plain text, continued over the whole story so far (raw completion, no chat "
+                "template); the program opens each beat with the words that bring in its clue, and each beat is "
+                "cut at its last sentence end",
+    "continue_ranked": "continue, with 3 candidates a beat, ranked by the checker (reader's checks, then repetition "
+                       "and coherence)",
+    "continue_grammar": "continue, decoded under a grammar of real word shapes: words of 1 to 12 letters "
+                        "(an apostrophe inside), single spaces, sentence punctuation and quotes (llama.cpp only)",
 }
+# Strategies that continue plain text (a backend with ``complete``), and how many candidates each draws a beat.
+CONTINUATION = {"continue": 1, "continue_ranked": 3, "continue_grammar": 1}
 # How many samples best_of_n draws, and how often scaffold retries a beat that misses its clue.
 BEST_OF_N, BEAT_RETRIES = 4, 2
 
@@ -100,6 +109,51 @@ def beats(spec: StorySpec, seed: int = 0) -> list[dict]:
              for i, clue in enumerate(spec.clues)]
     plan.append({"name": "ending", "clue": None, "hero": s["hero"],
                  "what": f"End the story warmly: {s['twist'].split(' and ')[0]} is resolved, and everyone is happy."})
+    budget = (spec.min_words + spec.max_words) // 2 // len(plan)
+    return [{**b, "words": max(8, budget)} for b in plan]
+
+
+# How a continuation beat opens: the program's words, so that each clue comes in as a character or object
+# ("Soon Mila came upon a talking squirrel" ... the model finishes the sentence and writes on). Openings differ
+# from beat to beat, so that no opening is a template.
+OPENERS = ["Soon {hero} came upon {clue}", "After a while, {hero} saw {clue}", "Just then, {clue} appeared",
+           "A little later, {hero} and friends found {clue}", "Then, near a big tree, {hero} spotted {clue}",
+           "Next, {hero} noticed {clue}"]
+
+
+# One short story in the voice wanted (short sentences, easy words, something happens, a warm end), shown
+# before the story to continue: a model that continues text writes on in the voice it was shown.
+FRAME_EXAMPLE = (
+    "Story 1: The Lost Kite\n\n"
+    "Tom had a red kite. One windy day, the wind took it up, up, up. \"Come back!\" said Tom. A kind goose "
+    "flew by. She caught the string in her beak and brought the kite down. Tom said thank you. Then Tom and the "
+    "goose played with the kite until the sun went down.\n\n"
+    "Tom ran home with a big smile. The end.\n\n"
+)
+
+
+def story_frame(spec: StorySpec) -> str:
+    """The plain text a continuation starts from, as a book of stories would read: what kind of stories these
+    are, one example in the voice wanted (``FRAME_EXAMPLE``), and the next story's title. It is not part of the
+    story; the checker's copied-prompt check compares the story with it."""
+    return (f"{spec.style.capitalize()} bedtime stories for {spec.age}-year-old children: short sentences, easy "
+            f"words, a happy ending.\n\n{FRAME_EXAMPLE}Story 2: {spec.topic.title()}\n\n")
+
+
+def continuation_beats(spec: StorySpec, seed: int = 0) -> list[dict]:
+    """The continuation's plan: an opening sentence (hero, setting, topic), one beat per clue opened by an
+    ``OPENERS`` line that names it, and an ending opened by the evening; each with a word budget that adds up
+    to the middle of the range."""
+    s = story_seed(seed)
+    rng = random.Random(seed)
+    openers = rng.sample(OPENERS, k=min(len(OPENERS), len(spec.clues))) if spec.clues else []
+    hero = s["hero"]
+    plan = [{"name": "opening", "clue": None, "hero": hero,
+             "opens": f"Once upon a time, {s['setting']}, {hero} went out to play in {spec.topic}."}]
+    plan += [{"name": f"clue {i + 1}", "clue": clue, "hero": hero,
+              "opens": openers[i % len(openers)].format(hero=hero, clue=clue)}
+             for i, clue in enumerate(spec.clues)]
+    plan.append({"name": "ending", "clue": None, "hero": hero, "opens": f"When the sun went down, {hero}"})
     budget = (spec.min_words + spec.max_words) // 2 // len(plan)
     return [{**b, "words": max(8, budget)} for b in plan]
 

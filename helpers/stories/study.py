@@ -37,6 +37,9 @@ DEFAULT_VARIANTS = (
     Variant("scaffold", "scaffold", {"temperature": 0.7}),
     Variant("scaffold + grammar", "scaffold_grammar", {"temperature": 0.7}),
     Variant("scaffold + short sentences", "scaffold_short", {"temperature": 0.7}),
+    Variant("continuation", "continue", {"temperature": 0.7}),
+    Variant("continuation, best of 3 a beat", "continue_ranked", {"temperature": 0.7}),
+    Variant("continuation + word grammar", "continue_grammar", {"temperature": 0.7}),
 )
 
 
@@ -47,6 +50,12 @@ def variants_named(labels=None) -> tuple[Variant, ...]:
         return DEFAULT_VARIANTS
     known = {v.label: v for v in DEFAULT_VARIANTS}
     wanted = config.split_list(labels, "variants")
+    if isinstance(labels, str):  # a label may hold a comma ("persona, T=1.0"): the longest known run of pieces
+        pieces, wanted, i = wanted, [], 0
+        while i < len(pieces):
+            j = next((j for j in range(len(pieces), i, -1) if ", ".join(pieces[i:j]) in known), i + 1)
+            wanted.append(", ".join(pieces[i:j]))
+            i = j
     unknown = [v for v in wanted if v not in known]
     if unknown:
         raise ValueError(f"unknown variants {unknown}: choose from {', '.join(known)}")
@@ -58,11 +67,14 @@ def compare(backend, spec: StorySpec, variants=DEFAULT_VARIANTS, n: int = 4, see
     """Write ``n`` stories per variant (seeds ``seed .. seed+n-1``) and measure each set: diversity,
     constraint pass rate, mean score, readability and cost (tokens and seconds per story). A progress
     bar counts stories, and one line is printed per finished variant. Returns (rows, stories by variant)."""
+    import sys
+
     from tqdm import tqdm  # text, not a widget: a saved notebook reopens without "model not found"
 
     rows, stories = [], {}
     start = time.perf_counter()
-    bar = tqdm(total=n * len(variants), desc="stories", unit="story", disable=not progress)
+    # on stdout: one line redrawn in place in a notebook, not a pink stderr box for each update
+    bar = tqdm(total=n * len(variants), desc="stories", unit="story", disable=not progress, file=sys.stdout)
     for v in variants:
         batch = []
         for i in range(n):
@@ -82,7 +94,9 @@ def compare(backend, spec: StorySpec, variants=DEFAULT_VARIANTS, n: int = 4, see
                      "FK grade": round(_mean([r.fk_grade for r in reports]), 2),
                      "repetition": round(_mean([r.repetition for r in reports]), 4),
                      "tokens per story": round(sum(s.completion_tokens for s in batch) / n, 1),
-                     "seconds per story": round(sum(s.seconds for s in batch) / n, 2)})
+                     "seconds per story": round(sum(s.seconds for s in batch) / n, 2),
+                     **{f"fails {check}": round(sum(not r.passed[check] for r in reports) / n, 3)
+                        for check in reports[0].passed}})
         row = rows[-1]
         bar.write(f"{v.label}: pass rate {row['pass rate']:.2f}, mean score {row['mean score']:.2f}, "
                   f"{row['seconds per story']:.1f} s a story ({time.perf_counter() - start:.0f} s so far)")
@@ -202,3 +216,27 @@ def rescore(saved: dict):
             row[f"fails {check}"] = round(sum(not r.passed[check] for r in reports) / len(batch), 2)
         rows.append(row)
     return pd.DataFrame(rows).set_index("variant")
+
+
+def resumable(path: str | os.PathLike, fresh: dict) -> dict:
+    """A comparison file to add variants to: its content, when it was written with the settings of ``fresh``
+    (seed, stories per variant, backend, the length cap and the spec); ValueError names the first that differs,
+    the file, and what to do. Its rows and stories are kept as written."""
+    path = Path(path)
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: line {e.lineno}: not JSON ({e.msg}); move it away or choose another --out") from None
+    saved.setdefault("n", saved["rows"][0]["n"] if saved.get("rows") else fresh["n"])
+    checks = {"seed": (saved.get("seed"), fresh["seed"]), "n": (saved["n"], fresh["n"]),
+              "backend": (saved.get("backend"), fresh["backend"]), "spec": (saved.get("spec"), fresh["spec"]),
+              "profile.story_max_tokens": (saved.get("profile", {}).get("story_max_tokens"),
+                                           fresh["profile"]["story_max_tokens"])}
+    for field, (was, now) in checks.items():
+        if was != json.loads(json.dumps(now)):  # as the file holds it: a tuple is a list there
+            raise ValueError(f"{path}: field {field!r} is {was!r} there and {now!r} in this run, so its stories "
+                             "cannot sit in one table with the new ones; run with the same settings, or choose "
+                             "another --out")
+    saved.setdefault("written_by", {})
+    saved.setdefault("stories", {})
+    return saved

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 
-from .checking import StoryReport, check_story, has_clue, rank_key
+from .checking import READER_CHECKS, StoryReport, check_story, has_clue, rank_key
 from .records import append_record
-from .spec import BEAT_RETRIES, BEST_OF_N, StorySpec, beats, build_messages
+from .spec import (
+    BEAT_RETRIES,
+    BEST_OF_N,
+    CONTINUATION,
+    StorySpec,
+    beats,
+    build_messages,
+    continuation_beats,
+    story_frame,
+)
 from .text import WORD, clue_words, sentences, stem, words
 
 
@@ -87,6 +97,9 @@ def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int 
     elif strategy.startswith("scaffold"):
         text = _scaffold(backend, spec, seed, calls, sampling, grammar=strategy != "scaffold",
                          short=strategy == "scaffold_short")
+    elif strategy in CONTINUATION:
+        text = _continue(backend, spec, seed, calls, sampling, candidates=CONTINUATION[strategy],
+                         grammar=strategy == "continue_grammar")
     elif strategy == "outline":
         text = call(build_messages(spec, "outline", outline=call(build_messages(spec, "outline"))))
     elif strategy == "revise":
@@ -124,10 +137,80 @@ def _best_of_n(backend, spec, seed, calls, sampling, n: int = BEST_OF_N) -> str:
 
 
 def prompt_text(calls: list[dict]) -> str:
-    """What the model was told over ``calls``: the system and user messages' text (not its own answers), for
-    the checker's copied-prompt check."""
-    return "\n".join(m["content"] for c in calls for m in c["messages"] if m.get("role") != "assistant"
-                     and isinstance(m.get("content"), str))
+    """What the model was told over ``calls``: the system and user messages' text (not its own answers), and a
+    continuation's frame (not the story it continued), for the checker's copied-prompt check."""
+    told = [c["frame"] for c in calls if "frame" in c]
+    told += [m["content"] for c in calls for m in c.get("messages", ()) if m.get("role") != "assistant"
+             and isinstance(m.get("content"), str)]
+    return "\n".join(dict.fromkeys(told))
+
+
+# A continuation stops at a paragraph's end or where a book would close; the text after a beat's last
+# sentence end is dropped, so no beat ends mid-sentence.
+CONTINUE_STOP = ["\n\n", "The End", "THE END", "The end.", "\n#", "\n*"]
+SENTENCE_CLOSE = re.compile(r"[.!?\u2026][\"'\u201d\u2019)]*")
+
+# The continuation grammar: words of real shape (1 to 12 letters, an apostrophe inside), each after one
+# space, with sentence punctuation and quotes; no digits, hyphen chains, lists, markup or new lines.
+WORD_GRAMMAR = (
+    'root ::= piece{1,400}\n'
+    'piece ::= " " "\\""? word ("\\"" | [,.!?] "\\""?)?\n'
+    'word ::= [A-Za-z] [a-z]{0,11} ("\'" [a-z]{1,2})?\n'
+)
+
+
+def whole_sentences(text: str) -> str:
+    """``text`` up to its last sentence end (with closing quotes), or "" when no sentence ends in it."""
+    ends = list(SENTENCE_CLOSE.finditer(text))
+    return text[:ends[-1].end()] if ends else ""
+
+
+def _continuation_key(story: str, spec: StorySpec, frame: str) -> tuple:
+    """How a continuation's candidates are ranked (higher is better): the reader's checks passed by the story
+    so far with it, then all checks but length, then less repetition, then neighbour coherence."""
+    r = check_story(story, spec, frame)
+    return (sum(r.passed[k] for k in READER_CHECKS), sum(ok for k, ok in r.passed.items() if k != "length"),
+            -r.repetition, r.reading["neighbour_similarity"] if r.reading else 0.0)
+
+
+def _continue(backend, spec, seed, calls, sampling, candidates: int = 1, grammar: bool = False) -> str:
+    """Write the story as plain text continued beat by beat (``continuation_beats``): each call sees the frame
+    and the whole story so far, the program's opening words of the beat included, and writes on; the beat is cut
+    at its last sentence end. With ``candidates`` > 1, that many continuations are drawn for a beat and the one
+    ``_continuation_key`` ranks first is kept. A beat that comes back short of 0.8 of its words is continued
+    up to three more times; then the story is fitted to the word range."""
+    if not hasattr(backend, "complete"):
+        raise ValueError(f"the continuation strategies need a backend that continues plain text (a `complete` "
+                         f"method, as LocalLlama and OpenAICompatible have); {type(backend).__name__} has none")
+    frame = story_frame(spec)
+    budget = sampling.get("max_tokens")  # a cap for the whole story is shared between the beats
+    kw = {k: v for k, v in sampling.items() if k != "max_tokens"}
+    plan = continuation_beats(spec, seed)
+    paragraphs: list[str] = []
+    for i, beat in enumerate(plan):
+        cap = int(beat["words"] * 1.8) + 16
+        if budget:
+            cap = min(cap, max(12, budget // len(plan)))
+        opens = beat["opens"]
+        before = "\n\n".join(paragraphs + [""]) if paragraphs else ""
+        options = []
+        for k in range(candidates):
+            text = opens
+            for more in range(4):  # the beat, and up to three more calls while it is short of 0.8 of its words
+                gen = backend.complete(frame + before + text, max_tokens=cap, seed=seed * 1000 + 20 * i + 4 * k + more,
+                                       stop=CONTINUE_STOP, **({"grammar": WORD_GRAMMAR} if grammar else {}), **kw)
+                calls.append({"frame": frame, "prompt": frame + before + text, "text": gen.text,
+                              "prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
+                              "seconds": round(gen.seconds, 3), "model": gen.model, "seed": seed})
+                text = whole_sentences(text + gen.text) or text.rstrip(" ,") + "."
+                text = _first_sentences(text, int(beat["words"] * 1.5))
+                if len(words(text)) >= 0.8 * beat["words"]:
+                    break
+            options.append(" ".join(text.split()))
+        best = options[0] if len(options) == 1 else max(
+            options, key=lambda t: _continuation_key("\n\n".join(paragraphs + [t]), spec, frame))
+        paragraphs.append(best)
+    return fit_length(paragraphs, spec)
 
 
 PROSE = "[A-Za-z ,.!?'-]"  # letters and sentence punctuation: no lists, no "Name:" lines, no markup
