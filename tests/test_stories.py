@@ -216,7 +216,9 @@ def test_form_labels_fit_and_every_clue_line_shows():
 
 
 def test_form_range_fits_the_token_cap():
-    assert stories.form_range(SPEC, 48) == (16, 33)  # smoke: 48 tokens hold about 33 words
+    assert stories.form_range(SPEC, 48) == (21, 43)  # smoke: 48 tokens hold up to about 43 words
+    form = stories.story_form({"x": ScriptedBackend()}, SPEC, max_tokens=48)
+    assert {getattr(c, "description", ""): c for c in form.children}["words"].value == (21, 43)  # not snapped
     assert stories.form_range(SPEC, 800) == (SPEC.min_words, SPEC.max_words)
 
 
@@ -279,7 +281,8 @@ def test_compare_reports_progress(capsys):
     rows, _ = stories.compare(Script([GOOD] * 4), spec, variants, n=2)
     out = capsys.readouterr()
     assert "a: pass rate" in out.out and "b: pass rate" in out.out  # one line per finished variant
-    assert "4/4" in out.err and "stories" in out.err  # the bar: stories done of the total, with the time
+    assert "4/4" in out.out and "stories" in out.out  # the bar: stories done of the total, with the time
+    assert out.err == ""  # on stdout: one line redrawn in a notebook, no pink stderr boxes
     assert rows[0]["tokens per story"] == 20 and rows[0]["seconds per story"] == 0.01
 
 
@@ -413,3 +416,20 @@ def test_variants_are_named_even_with_commas_inside():
     assert picked[2].strategy == "continue_ranked"
     with pytest.raises(ValueError, match=r"unknown variants \['persona T=1'\]"):
         stories.variants_named("baseline,persona T=1")
+
+
+def test_a_story_cut_by_the_token_cap_ends_at_its_last_sentence_end():
+    spec = StorySpec("a pond", "gentle", 3, 100, ())
+    story = stories.write_story(Script(['Mia went to the pond. "Hello, frog!" she said. She had no']), spec,
+                                "persona", record=False)
+    assert story.text == 'Mia went to the pond. "Hello, frog!" she said.' and story.report.passed["whole_sentences"]
+    assert story.calls[0]["text"].endswith("She had no")  # the call keeps what the model wrote
+    assert stories.write_story(Script(["no sentence end at all"]), spec, "persona", record=False).text == \
+        "no sentence end at all"  # nothing to keep but the whole
+
+
+def test_continuation_does_not_glue_onto_the_clue():
+    spec = StorySpec("a pond", "gentle", 5, 400, ("a frog",))
+    backend = Continuer(["fly flew by. It was green."] * 12)  # "a frog" + "fly ...": a frogfly
+    story = stories.write_story(backend, spec, "continue", seed=0, record=False)
+    assert "frogfly" not in story.text and story.report.clues == {"a frog": True}

@@ -173,3 +173,21 @@ def test_word_grammar_holds_the_model_to_word_shapes(local):
                          seed=1, grammar=stories.WORD_GRAMMAR)
     assert gen.completion_tokens > 5
     assert re.fullmatch(r'( "?[A-Za-z][a-z]{0,11}(\'[a-z]{1,2})?("|[,.!?]"?)?)+', gen.text), gen.text
+
+
+def test_q3_cli_writes_each_variant_and_resume_adds_only_the_missing(tmp_path):
+    out = tmp_path / "q3.json"
+    cmd = [sys.executable, "-m", "helpers", "q3", "--profile", "smoke", "--n", "1", "--out", str(out), "--resume"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    first = subprocess.run(cmd + ["--variants", "baseline"], capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    text = json.loads(out.read_text())["stories"]["baseline"][0]["text"]
+    second = subprocess.run(cmd + ["--variants", "baseline,continuation"], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert second.returncode == 0 and "resume: kept baseline" in second.stdout, second.stderr[-2000:]
+    saved = json.loads(out.read_text())
+    assert list(saved["stories"]) == ["baseline", "continuation"] and saved["n"] == 1
+    assert saved["stories"]["baseline"][0]["text"] == text and len(saved["rows"]) == 2  # kept, not rewritten
+    bad = subprocess.run(cmd[:6] + ["--n", "2", "--out", str(out), "--resume"], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert bad.returncode == 2 and "field 'n' is 1 there and 2 in this run" in bad.stderr

@@ -43,6 +43,7 @@ from .study import (  # noqa: F401
     Variant,
     compare,
     compare_figure,
+    kept_stories,
     load_comparison,
     recheck,
     rescore,

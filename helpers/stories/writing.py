@@ -86,7 +86,8 @@ def highlight(text: str, clues: list[str], spans=()) -> str:
 
 def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int = 0, record: bool = True,
                 records: str | os.PathLike | None = None, **sampling) -> Story:
-    """Run ``strategy`` (one or two calls) and check the result; append it to the records file."""
+    """Run ``strategy`` (one call or several) and check the result; append it to the records file. A story the
+    token cap cut mid-sentence ends at its last sentence end (the calls keep what the model wrote)."""
     calls = []
 
     def call(messages):
@@ -108,6 +109,8 @@ def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int 
     else:
         text = call(build_messages(spec, strategy, seed=seed))
     text = text.strip()
+    if not SENTENCE_CLOSE.search(text[-3:]):  # cut by the token cap mid-sentence: it ends where a sentence does
+        text = whole_sentences(text) or text
     story = Story(text, check_story(text, spec, prompt_text(calls)), strategy, calls, seed)
     if record:
         append_record({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "spec": spec.to_dict(), "strategy": strategy,
@@ -202,7 +205,9 @@ def _continue(backend, spec, seed, calls, sampling, candidates: int = 1, grammar
                 calls.append({"frame": frame, "prompt": frame + before + text, "text": gen.text,
                               "prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
                               "seconds": round(gen.seconds, 3), "model": gen.model, "seed": seed})
-                text = whole_sentences(text + gen.text) or text.rstrip(" ,") + "."
+                # a continuation that goes on inside the last word ("a friendly dragon" + "fly") loses that piece
+                written = re.sub(r"^[A-Za-z'\u2019]+", "", gen.text) if text[-1:].isalpha() else gen.text
+                text = whole_sentences(text + written) or text.rstrip(" ,") + "."
                 text = _first_sentences(text, int(beat["words"] * 1.5))
                 if len(words(text)) >= 0.8 * beat["words"]:
                     break
