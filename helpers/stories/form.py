@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 
 from ..llm import BackendError
 from .spec import EXAMPLE_SPEC, STRATEGIES, StorySpec
@@ -71,8 +72,8 @@ def story_form(backends: dict, spec: StorySpec = EXAMPLE_SPEC, max_tokens: int =
 
 
 def rating_candidates(*comparisons: dict) -> dict:
-    """The stories of saved comparisons (``load_comparison``) to rate, by a label ("variant, seed N"): each with
-    its text, spec, and where it came from."""
+    """The stories of saved comparisons (``load_comparison``) to rate, by a label ("variant, seed N", and the file's
+    name where two files hold the same variant): each with its text, spec, and where it came from."""
     out = {}
     for saved in comparisons:
         if not saved:
@@ -80,7 +81,10 @@ def rating_candidates(*comparisons: dict) -> dict:
         model = saved.get("backend", "")
         for variant, batch in saved["stories"].items():
             for s in batch:
-                out[f"{variant}, seed {s['seed']}"] = {"text": s["text"], "spec": saved["spec"], "variant": variant,
+                label = f"{variant}, seed {s['seed']}"
+                if label in out:  # the same variant in another file (another model): say which
+                    label += f" ({Path(saved.get('source', '')).stem or model})"
+                out[label] = {"text": s["text"], "spec": saved["spec"], "variant": variant,
                                                        "seed": s["seed"], "model": model,
                                                        "source": saved.get("source", "")}
     return out
