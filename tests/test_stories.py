@@ -433,3 +433,16 @@ def test_continuation_does_not_glue_onto_the_clue():
     backend = Continuer(["fly flew by. It was green."] * 12)  # "a frog" + "fly ...": a frogfly
     story = stories.write_story(backend, spec, "continue", seed=0, record=False)
     assert "frogfly" not in story.text and story.report.clues == {"a frog": True}
+
+
+def test_best_story_passes_the_checker_then_reads_best():
+    def story(text, score, rep=0.0):
+        return {"seed": 0, "text": text, "report": {"score": score, "repetition": rep}}
+
+    comparison = {"source": "results/x.json", "backend": "m",
+                  "stories": {"a": [story("A.", 1.0), story("B.", 1.0, 0.01)], "b": [story("C.", 0.9)]}}
+    assert stories.best_story([comparison])["story"]["text"] == "A."  # no ratings: the least repetition
+    rating = {"text": "B.", "plot": 4, "clues": 4, "fit": 4, "no_leaks": 5}
+    best = stories.best_story([comparison, None], [rating, {**rating, "text": "C.", "plot": 5}])
+    assert best["story"]["text"] == "B." and best["variant"] == "a" and best["rating"]["plot"] == 4
+    assert stories.best_story([None]) is None

@@ -41,6 +41,7 @@ from .spec import (  # noqa: F401
 from .study import (  # noqa: F401
     DEFAULT_VARIANTS,
     Variant,
+    best_story,
     compare,
     compare_figure,
     kept_stories,

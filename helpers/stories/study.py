@@ -240,3 +240,23 @@ def resumable(path: str | os.PathLike, fresh: dict) -> dict:
     saved.setdefault("written_by", {})
     saved.setdefault("stories", {})
     return saved
+
+
+def best_story(comparisons, ratings=()) -> dict | None:
+    """The story to show of saved comparisons (``load_comparison``): among those the checker passes on every check
+    (or, where none does, those passing the most), the one a reader rated highest (plot + clues + fit + no_leaks of
+    its rating in ``ratings``, an unrated story counting 0), then the least repetition. A dict: the comparison's
+    source and backend, the variant, the stored story and its rating (or None); None when there are no stories."""
+    rated = {r["text"]: r for r in ratings}
+    pool = [{"source": c.get("source", ""), "backend": c.get("backend", ""), "variant": label, "story": s,
+             "rating": rated.get(s["text"])}
+            for c in comparisons if c for label, batch in c["stories"].items() for s in batch]
+    if not pool:
+        return None
+
+    def key(p):
+        r = p["rating"]
+        return (p["story"]["report"]["score"], sum(r[k] for k in ("plot", "clues", "fit", "no_leaks")) if r else 0,
+                -p["story"]["report"]["repetition"])
+
+    return max(pool, key=key)
