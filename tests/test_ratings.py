@@ -79,9 +79,12 @@ def test_the_committed_ratings_cover_the_committed_stories_and_follow_the_rubric
     path = ratings.ratings_path()
     rs = ratings.load_ratings(path)
     assert len(rs) >= 40 and path.name == "q3_ratings.jsonl"
-    stored = {(s["text"]) for f in ("q3_compare.json", "q3_scaffold_short.json")
-              for batch in json.loads((path.parent / f).read_text())["stories"].values() for s in batch}
-    assert all(r["text"] in stored for r in rs if r["source"].endswith(("q3_compare.json", "q3_scaffold_short.json")))
+    sources = {r["source"] for r in rs}
+    assert {"results/q3_compare.json", "results/q3_levers.json", "results/q3_levers_gemma.json"} <= sources
+    for source in sources:  # each rated story is the one its file holds, under its variant and seed
+        stored = {(label, s["seed"]): s["text"] for label, batch in
+                  json.loads((path.parent.parent / source).read_text())["stories"].items() for s in batch}
+        assert all(stored[r["variant"], r["seed"]] == r["text"] for r in rs if r["source"] == source), source
     for r in rs:
         assert all(1 <= r[k] <= 5 for k in ratings.RUBRIC) and isinstance(r["acceptable"], bool) and r["rater"]
         StorySpec(**r["spec"])  # each names a valid spec
