@@ -145,20 +145,24 @@ class LocalLlama:
         self.model = path.stem
         _OPEN.add(self)
 
+    def _prepare(self, seed: int | None, grammar: str | None) -> dict:
+        """Before a call: refuse a closed model, set the seed, and parse ``grammar`` (the call's extra arguments)."""
+        if self.llm is None:
+            raise BackendError(f"{self!r} is closed; make a new LocalLlama")
+        if seed is not None:
+            self.llm.set_seed(seed)
+        if grammar is None:
+            return {}
+        from llama_cpp import LlamaGrammar
+
+        return {"grammar": LlamaGrammar.from_string(grammar, verbose=False)}
+
     def generate(self, messages: list[dict], temperature: float = 0.8, top_p: float = 0.95,
                  max_tokens: int = 600, repeat_penalty: float = 1.1, seed: int | None = None,
                  grammar: str | None = None, logit_bias: dict[int, float] | None = None) -> Generation:
         """One chat completion. ``grammar``: a GBNF grammar the output must follow;
         ``logit_bias``: ``{token id: bias}`` added to the logits."""
-        if self.llm is None:
-            raise BackendError(f"{self!r} is closed; make a new LocalLlama")
-        if seed is not None:
-            self.llm.set_seed(seed)
-        extra = {}
-        if grammar is not None:
-            from llama_cpp import LlamaGrammar
-
-            extra["grammar"] = LlamaGrammar.from_string(grammar, verbose=False)
+        extra = self._prepare(seed, grammar)
         if logit_bias:
             extra["logit_bias"] = logit_bias
         start = time.perf_counter()
@@ -174,15 +178,7 @@ class LocalLlama:
                  stop: list[str] | None = None) -> Generation:
         """One raw completion: ``prompt`` continued as plain text, no chat template (the model writes on
         from where the text stops); ``stop``: strings that end it (not included)."""
-        if self.llm is None:
-            raise BackendError(f"{self!r} is closed; make a new LocalLlama")
-        if seed is not None:
-            self.llm.set_seed(seed)
-        extra = {}
-        if grammar is not None:
-            from llama_cpp import LlamaGrammar
-
-            extra["grammar"] = LlamaGrammar.from_string(grammar, verbose=False)
+        extra = self._prepare(seed, grammar)
         start = time.perf_counter()
         out = self.llm.create_completion(prompt=prompt, temperature=temperature, top_p=top_p, max_tokens=max_tokens,
                                          repeat_penalty=repeat_penalty, stop=stop or [], **extra)
