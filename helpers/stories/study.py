@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import config
 from .checking import LIMITS
 from .diversity import diversity
+from .ratings import RUBRIC
 from .spec import StorySpec
 from .writing import Story, write_story
 
@@ -95,13 +96,18 @@ def compare(backend, spec: StorySpec, variants=DEFAULT_VARIANTS, n: int = 4, see
                      "repetition": round(_mean([r.repetition for r in reports]), 4),
                      "tokens per story": round(sum(s.completion_tokens for s in batch) / n, 1),
                      "seconds per story": round(sum(s.seconds for s in batch) / n, 2),
-                     **{f"fails {check}": round(sum(not r.passed[check] for r in reports) / n, 3)
-                        for check in reports[0].passed}})
+                     **fail_shares(reports, 3)})
         row = rows[-1]
         bar.write(f"{v.label}: pass rate {row['pass rate']:.2f}, mean score {row['mean score']:.2f}, "
                   f"{row['seconds per story']:.1f} s a story ({time.perf_counter() - start:.0f} s so far)")
     bar.close()
     return rows, stories
+
+
+def fail_shares(reports, digits: int = 3) -> dict:
+    """``{"fails <check>": share of reports failing it}`` for every check the reports carry."""
+    return {f"fails {check}": round(sum(not r.passed[check] for r in reports) / len(reports), digits)
+            for check in reports[0].passed}
 
 
 def _mean(xs):
@@ -212,8 +218,7 @@ def rescore(saved: dict):
                "pass rate, as recorded": sum(s["report"]["score"] == 1 for s in batch) / len(batch),
                "pass rate, now": sum(r.score == 1 for r in reports) / len(batch),
                "mean score, now": round(sum(r.score for r in reports) / len(batch), 3)}
-        for check in reports[0].passed:
-            row[f"fails {check}"] = round(sum(not r.passed[check] for r in reports) / len(batch), 2)
+        row.update(fail_shares(reports, 2))
         rows.append(row)
     return pd.DataFrame(rows).set_index("variant")
 
@@ -256,7 +261,7 @@ def best_story(comparisons, ratings=()) -> dict | None:
 
     def key(p):
         r = p["rating"]
-        return (p["story"]["report"]["score"], sum(r[k] for k in ("plot", "clues", "fit", "no_leaks")) if r else 0,
+        return (p["story"]["report"]["score"], sum(r[k] for k in RUBRIC) if r else 0,
                 -p["story"]["report"]["repetition"])
 
     return max(pool, key=key)
