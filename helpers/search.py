@@ -112,6 +112,22 @@ def _objective(trial, settings: dict, runs_dir: str, model: str, data, keep: boo
     return min(values) if settings["objective"] == "min" else sum(values) / len(values)
 
 
+def recipe_trial(settings: dict) -> dict:
+    """The method's current recipe as a point of the space: each searched setting at the value a run takes
+    with no overrides (the profile's and the method's defaults, ``fixed`` applied), where that value lies in its
+    domain. A study starts from it, so its table says whether the search beat the recipe it would replace."""
+    cfg = resolve_config(settings["method"], settings["profile"], **settings["fixed"])
+    point = {}
+    for name, domain in settings["space"].items():
+        value = cfg.get(name)
+        if domain and domain[0] == "log":
+            if isinstance(value, (int, float)) and domain[1] <= value <= domain[2]:
+                point[name] = value
+        elif value in domain:
+            point[name] = value
+    return point
+
+
 def requeue_interrupted(study) -> list[int]:
     """Queue again, once, the parameters of each trial stopped by Ctrl-C (its runs resume from their
     checkpoints); returns their numbers."""
@@ -120,7 +136,8 @@ def requeue_interrupted(study) -> list[int]:
     again = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))
              if t.user_attrs.get("interrupted") and t.number not in done]
     for t in again:
-        study.enqueue_trial(t.params, user_attrs={"resumes_trial": t.number})
+        study.enqueue_trial(t.params, user_attrs={"resumes_trial": t.number,
+                                                  **({"recipe": True} if t.user_attrs.get("recipe") else {})})
     if again:
         study.set_user_attr("requeued", sorted(done | {t.number for t in again}))
     return [t.number for t in again]
@@ -201,6 +218,8 @@ def search(method: str, trials: int, profile: str = "quick", out: str | os.PathL
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(out, settings, storage)
     runs_dir = str(wconfig.OUTPUT_DIR / "searches" / out.name)
+    if not study.trials:  # a new study: its first trial is the recipe in use
+        study.enqueue_trial(recipe_trial(settings), user_attrs={"recipe": True})
     again = requeue_interrupted(study)
     if again:
         print(f"search: trial(s) {', '.join(map(str, again))} were interrupted; queued again, resuming their runs",
@@ -233,7 +252,7 @@ def search(method: str, trials: int, profile: str = "quick", out: str | os.PathL
 
 
 def trials_table(study):
-    """One row per trial: its number and state, the parameters, the objective, each seed's best validation
+    """One row per trial: its number and state, whether it is the recipe in use (the study's first), the parameters, the objective, each seed's best validation
     accuracy and the epoch it came at, where a pruned trial stopped, and seconds."""
     import pandas as pd
 
@@ -242,7 +261,8 @@ def trials_table(study):
         seeds = t.user_attrs.get("seeds", [])
         reported = t.intermediate_values  # {step: validation accuracy}, step = seed position x epochs + epoch
         top = max(reported, key=reported.get) if reported else None
-        rows.append({"trial": t.number, "state": t.state.name.lower(), **t.params,
+        rows.append({"trial": t.number, "state": t.state.name.lower(), "recipe in use": bool(t.user_attrs.get("recipe")),
+                     **t.params,
                      "objective": None if t.value is None else round(t.value, 4),
                      "best val by seed": [s["best_val"] for s in seeds],
                      "best epoch by seed": [s["best_epoch"] for s in seeds],

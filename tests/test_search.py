@@ -26,7 +26,9 @@ def test_a_rerun_adds_only_the_missing_trials_and_other_settings_are_refused(mrp
     assert summary["counted"] == 4 and len(summary["trials"]) == 4
     assert summary["settings"]["fixed"] == {"num_train_epochs": 1} and "num_train_epochs" not in summary["settings"][
         "space"]
-    first = summary["trials"][0]
+    first = summary["trials"][0]  # the recipe in use comes first
+    assert first["recipe in use"] and not any(t["recipe in use"] for t in summary["trials"][1:])
+    assert {k: first[k] for k in summary["settings"]["space"]} == search.recipe_trial(summary["settings"])
     assert first["state"] in ("complete", "pruned") and first["seconds"] > 0 and "learning_rate" in first
     assert summary["best"]["params"] and (out / "study.db").is_file() and (out / "importance.png").is_file()
     assert main(_args(out, 4)) == 0  # nothing missing: nothing trained
@@ -73,6 +75,14 @@ def test_bad_searches_fail_before_training(kwargs, message, tmp_path):
     args = dict(method="v2", trials=2, profile="smoke", out=tmp_path / "s") | kwargs
     with pytest.raises(ValueError, match=message):
         search.search(args.pop("method"), args.pop("trials"), args.pop("profile"), args.pop("out"), **args)
+
+
+def test_the_recipe_trial_is_the_method_s_defaults_where_they_lie_in_the_space():
+    settings = search._settings("v2", "quick", [0], "min", {"num_virtual_tokens": 10})
+    assert search.recipe_trial(settings) == {"learning_rate": 1e-3, "head_learning_rate": 1e-2,
+                                             "per_device_train_batch_size": 16, "warmup_ratio": 0.06, "dropout": 0.0}
+    settings["space"]["learning_rate"] = ["log", 1e-2, 3e-2]  # the default outside the domain: left to the sampler
+    assert "learning_rate" not in search.recipe_trial(settings)
 
 
 def test_a_space_of_an_unknown_shape_is_named():
