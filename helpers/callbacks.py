@@ -128,6 +128,14 @@ class CheckpointExtras(TrainerCallback):
         """Seconds trained so far, over every resume."""
         return self.seconds_before + (time.perf_counter() - self.started if self.started else 0.0)
 
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        """Stamp the evaluation's record in the history with ``train_s``, the seconds trained so far (over every
+        resume, validations included), so a run says when it reached an accuracy, not only at which epoch."""
+        for record in reversed(state.log_history):
+            if record.get("step") == state.global_step and "eval_accuracy" in record:
+                record["train_s"] = round(self.seconds(), 1)
+                break
+
     def save(self, folder: Path, model=None) -> None:
         from safetensors.torch import save_file
 

@@ -155,6 +155,27 @@ def learned_table(results, majority: float):
     return pd.DataFrame(rows)
 
 
+def reached_table(results, threshold: float = 0.75):
+    """One row per run: when its validation accuracy first reached ``threshold`` (the epoch, and the seconds
+    trained by then, where the run recorded them), its accuracy by epoch, its best, its seconds and the CPU it ran
+    on. ``results``: RunResults, or a dict of them (a ``Sweep``'s runs flattened work too)."""
+    import pandas as pd
+
+    rows = []
+    for r in _runs(results):
+        evals = r.evals()
+        hit = next((e for e in evals if e["eval_accuracy"] >= threshold), None)
+        rows.append({"method": r.method, "seed": r.seed, "profile": r.config["profile"],
+                     "val acc by epoch": [round(e["eval_accuracy"], 4) for e in evals],
+                     f"reached {threshold}": hit is not None,
+                     "at epoch": None if hit is None else hit["epoch"],
+                     "at s": None if hit is None else hit.get("train_s"),
+                     "best val": round(r.best["eval_accuracy"], 4), "test acc": round(r.test["accuracy"], 4),
+                     "train s": round(r.train_seconds, 1),
+                     "cpu": r.config["environment"].get("cpu", "not recorded")})
+    return pd.DataFrame(rows)
+
+
 def compare_runs(results, pairs: dict[str, tuple[str, str]]):
     """Named comparisons of two runs each: best validation and test accuracy side by side.
     ``pairs``: ``{question: (run a, run b)}`` by file stem; a pair not yet run says so."""

@@ -75,6 +75,17 @@ def test_learned_table_and_compare_runs():
     assert comp.loc[0, "a test"] == round(runs["q1_v2"].test["accuracy"], 4) and np.isnan(comp.loc[1, "a test"])
 
 
+def test_reached_table_says_when_each_run_first_reached_the_threshold():
+    late, never = fake_result("v2", 0, [True] * 8 + [False] * 2), fake_result("v2", 1, [True] * 7 + [False] * 3)
+    late.history[0]["train_s"], late.history[1]["train_s"] = 40.0, 81.5  # 0.79 at epoch 1, 0.8 at epoch 2
+    late.config["environment"] = never.config["environment"] = {"cpu": "AMD EPYC"}
+    late.config["profile"] = never.config["profile"] = "quick"
+    table = results.reached_table([late, never], threshold=0.795).set_index("seed")
+    assert table.loc[0, "reached 0.795"] and table.loc[0, "at epoch"] == 2.0 and table.loc[0, "at s"] == 81.5
+    assert not table.loc[1, "reached 0.795"] and np.isnan(table.loc[1, "at s"])
+    assert table.loc[1, "val acc by epoch"] == [0.69, 0.7] and table.loc[0, "cpu"] == "AMD EPYC"
+
+
 def test_results_dir_is_the_repository_folder():
     assert config.RESULTS_DIR.name == "results" and config.RESULTS_DIR.parent == config.PROJ_ROOT
 

@@ -30,6 +30,9 @@ def test_interrupted_then_resumed_equals_uninterrupted(mrpc_dir, tmp_path, inter
     assert resumed.config["resumed"] and not whole.config["resumed"]
     assert _evals(resumed) == _evals(whole) and len(_evals(whole)) == 3
     assert resumed.test == whole.test and resumed.predictions == whole.predictions
+    for run in (whole, resumed):  # each evaluation says when it came, in seconds trained over every resume
+        stamps = [e["train_s"] for e in run.evals()]
+        assert 0 < stamps[0] < stamps[1] < stamps[2] <= run.train_seconds + 1
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler was put back
 
 
