@@ -311,3 +311,19 @@ def write_summary(study, out: str | os.PathLike) -> dict:
     save_json(summary, out / SUMMARY_FILE)
     importance_figure(scores, f"{study.study_name}: parameter importance").savefig(out / "importance.png", dpi=100)
     return summary
+
+
+def read_summary(folder: str | os.PathLike) -> dict:
+    """A finished search's ``search.json`` as written by ``write_summary``, with ``table``, its trials as a
+    DataFrame; a folder without one is a FileNotFoundError saying how to make it."""
+    import json
+
+    import pandas as pd
+
+    path = Path(folder) / SUMMARY_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no search summary here; make it with "
+                                f"python -m helpers search --method M --trials N --out {Path(folder)}")
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    return {**summary, "table": pd.DataFrame(summary["trials"])}
+

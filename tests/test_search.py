@@ -31,6 +31,7 @@ def test_a_rerun_adds_only_the_missing_trials_and_other_settings_are_refused(mrp
     assert {k: first[k] for k in summary["settings"]["space"]} == search.recipe_trial(summary["settings"])
     assert first["state"] in ("complete", "pruned") and first["seconds"] > 0 and "learning_rate" in first
     assert summary["best"]["params"] and (out / "study.db").is_file() and (out / "importance.png").is_file()
+    assert search.read_summary(out)["table"]["trial"].tolist() == [0, 1, 2, 3]
     assert main(_args(out, 4)) == 0  # nothing missing: nothing trained
     assert "4 of 4 trials in the study, 0 to run" in capsys.readouterr().out
     assert main(_args(out, 5)[:-2] + ["--seeds", "2", "--out", str(out)]) == 2
@@ -83,6 +84,11 @@ def test_the_recipe_trial_is_the_method_s_defaults_where_they_lie_in_the_space()
                                              "per_device_train_batch_size": 16, "warmup_ratio": 0.06, "dropout": 0.0}
     settings["space"]["learning_rate"] = ["log", 1e-2, 3e-2]  # the default outside the domain: left to the sampler
     assert "learning_rate" not in search.recipe_trial(settings)
+
+
+def test_a_folder_without_a_summary_says_how_to_make_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no search summary here; make it with python -m helpers search"):
+        search.read_summary(tmp_path)
 
 
 def test_a_space_of_an_unknown_shape_is_named():
