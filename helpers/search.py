@@ -252,8 +252,9 @@ def search(method: str, trials: int, profile: str = "quick", out: str | os.PathL
 
 
 def trials_table(study):
-    """One row per trial: its number and state, whether it is the recipe in use (the study's first), the parameters, the objective, each seed's best validation
-    accuracy and the epoch it came at, where a pruned trial stopped, and seconds."""
+    """One row per trial: its number and state, whether it is the recipe in use (the study's first), the
+    parameters, the objective, each seed's best validation accuracy and the epoch it came at, where a pruned trial
+    stopped, and seconds."""
     import pandas as pd
 
     rows = []
@@ -261,8 +262,8 @@ def trials_table(study):
         seeds = t.user_attrs.get("seeds", [])
         reported = t.intermediate_values  # {step: validation accuracy}, step = seed position x epochs + epoch
         top = max(reported, key=reported.get) if reported else None
-        rows.append({"trial": t.number, "state": t.state.name.lower(), "recipe in use": bool(t.user_attrs.get("recipe")),
-                     **t.params,
+        rows.append({"trial": t.number, "state": t.state.name.lower(),
+                     "recipe in use": bool(t.user_attrs.get("recipe")), **t.params,
                      "objective": None if t.value is None else round(t.value, 4),
                      "best val by seed": [s["best_val"] for s in seeds],
                      "best epoch by seed": [s["best_epoch"] for s in seeds],
