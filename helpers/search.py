@@ -218,7 +218,8 @@ def search(method: str, trials: int, profile: str = "quick", out: str | os.PathL
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(out, settings, storage)
     runs_dir = str(wconfig.OUTPUT_DIR / "searches" / out.name)
-    if not study.trials:  # a new study: its first trial is the recipe in use
+    if not study.trials and engine == "local":  # a new study: its first trial is the recipe in use
+        # (not on Ray: workers that start together on SQLite can both claim one queued trial)
         study.enqueue_trial(recipe_trial(settings), user_attrs={"recipe": True})
     again = requeue_interrupted(study)
     if again:
