@@ -218,8 +218,7 @@ def search(method: str, trials: int, profile: str = "quick", out: str | os.PathL
     out.mkdir(parents=True, exist_ok=True)
     study = open_study(out, settings, storage)
     runs_dir = str(wconfig.OUTPUT_DIR / "searches" / out.name)
-    if not study.trials and engine == "local":  # a new study: its first trial is the recipe in use
-        # (not on Ray: workers that start together on SQLite can both claim one queued trial)
+    if not study.trials:  # a new study: its first trial is the recipe in use
         study.enqueue_trial(recipe_trial(settings), user_attrs={"recipe": True})
     again = requeue_interrupted(study)
     if again:
@@ -235,20 +234,27 @@ def search(method: str, trials: int, profile: str = "quick", out: str | os.PathL
 
         resources = per_task(cpus_per_run, gpus_per_run)
         ray = connect(address)
+        todo = trials - before  # shared out so that the study ends with exactly `trials`
+        # The queued trials (the recipe, trials interrupted before) go first, all to one worker: workers that start
+        # together on SQLite, which has no row locks, can both claim one queued trial (seen: two on one folder).
+        queued = min(todo, len(study.get_trials(deepcopy=False, states=(_optuna().trial.TrialState.WAITING,))))
+        rest = todo - queued
         if workers is None:
             have = ray.cluster_resources()
             slots = have.get("GPU", 0) / resources["num_gpus"] if resources["num_gpus"] else \
                 have.get("CPU", 1) / resources["num_cpus"]
-            workers = max(1, min(trials - before, int(slots)))
-        todo = trials - before  # shared out so that the study ends with exactly `trials`
-        shares = [(w, todo // workers + (w < todo % workers)) for w in range(workers)]
-        failed = map_tasks(_ray_worker, [s for s in shares if s[1]], lambda *a: None, resources=resources,
-                           describe=lambda w: f"search worker {w[0]}",
-                           kwargs=dict(out=str(out), storage=storage, total=trials, settings=settings,
-                                       runs_dir=runs_dir, model=model, data=data))
-        if failed:
-            raise RuntimeError("; ".join(f"search worker {w[0]}: {why}" for w, why in failed) +
-                               ". The finished trials are in the study: run the same command again to go on")
+            workers = max(1, min(rest, int(slots)))
+        rounds = [[(0, queued)]] if queued else []
+        if rest:
+            rounds.append([(w, rest // workers + (w < rest % workers)) for w in range(workers)])
+        for shares in rounds:
+            failed = map_tasks(_ray_worker, [s for s in shares if s[1]], lambda *a: None, resources=resources,
+                               describe=lambda w: f"search worker {w[0]}",
+                               kwargs=dict(out=str(out), storage=storage, total=trials, settings=settings,
+                                           runs_dir=runs_dir, model=model, data=data))
+            if failed:
+                raise RuntimeError("; ".join(f"search worker {w[0]}: {why}" for w, why in failed) +
+                                   ". The finished trials are in the study: run the same command again to go on")
     return write_summary(study, out)
 
 
@@ -329,3 +335,25 @@ def read_summary(folder: str | os.PathLike) -> dict:
     summary = json.loads(path.read_text(encoding="utf-8"))
     return {**summary, "table": pd.DataFrame(summary["trials"])}
 
+
+
+def describe(found: dict) -> str:
+    """A search's summary (``read_summary``) in a few lines: what was searched, on what CPU, the recipe in use's
+    objective and the best trial's, with its parameters."""
+    s, table = found["settings"], found["table"]
+    fixed = ", ".join(f"{k}={v}" for k, v in s["fixed"].items()) or "nothing"
+    lines = [f"{s['method']}, {s['profile']} profile, seeds {s['seeds']}, objective: the {s['objective']} of the "
+             f"seeds' best validation accuracies; held fixed: {fixed}",
+             f"{found['counted']} trials counted "
+             f"({', '.join(f'{n} {k}' for k, n in table['state'].value_counts().items())}) on "
+             f"{found['environment'].get('cpu')}"]
+    recipe = table[table["recipe in use"]]
+    if len(recipe):  # an interrupted recipe trial is queued again: the row that ran to the end, if any
+        ran = recipe[recipe["state"] != "fail"]
+        r = (ran if len(ran) else recipe).iloc[0]
+        lines.append(f"the recipe in use (trial {r['trial']}): objective {r['objective']}, {r['state']}")
+    best = found.get("best")
+    if best:
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in best["params"].items())
+        lines.append(f"best: trial {best['trial']}, objective {best['objective']:.4f}: {params}")
+    return "\n".join(lines)

@@ -6,6 +6,7 @@ import pytest
 
 from helpers import search
 from helpers.__main__ import main
+from helpers.methods import get as get_method
 
 
 def _args(out, trials, *extra):
@@ -107,13 +108,17 @@ def test_ray_workers_draw_trials_from_the_same_study(mrpc_dir, tmp_path, monkeyp
     monkeypatch.setenv("MRPC_DIR", str(mrpc_dir))
     ray = ray_engine.connect(num_cpus=2)
     try:
-        summary = search.search("v2", 2, "smoke", tmp_path / "r", 1, engine="ray", cpus_per_run=1,
+        summary = search.search("v2", 3, "smoke", tmp_path / "r", 1, engine="ray", cpus_per_run=1,
                                 num_train_epochs=1)
     finally:
         ray.shutdown()
-    assert summary["counted"] == 2 and {t["state"] for t in summary["trials"]} <= {"complete", "pruned"}
-    first, second = (t["learning_rate"] for t in summary["trials"])
-    assert first != second  # each worker's sampler has its own seed
+    assert summary["counted"] == 3 and {t["state"] for t in summary["trials"]} <= {"complete", "pruned"}
+    # the queued recipe ran once, by one worker (two claiming it would collide on its folder), then two workers
+    # drew a trial each, each with its own sampler seed
+    recipe, *drawn = summary["trials"]
+    assert recipe["recipe in use"] and not any(t["recipe in use"] for t in drawn)
+    assert recipe["learning_rate"] == get_method("v2").defaults["learning_rate"]
+    assert drawn[0]["learning_rate"] != drawn[1]["learning_rate"]
 
 
 def test_a_trial_stopped_by_ctrl_c_is_queued_again_and_resumes_its_run(tmp_path, monkeypatch):
@@ -138,5 +143,9 @@ def test_a_trial_stopped_by_ctrl_c_is_queued_again_and_resumes_its_run(tmp_path,
     assert states == ["fail", "complete", "complete"] and summary["counted"] == 2
     assert calls[0][0] == calls[1][0] and all(resume for _, resume, _ in calls)  # the same folder, resumed
     assert calls[1][2] == calls[0][2]  # with the interrupted trial's parameters
+    told = search.describe(search.read_summary(tmp_path / "s"))
+    assert "2 trials counted (2 complete, 1 fail)" in told
+    assert "the recipe in use (trial 1): objective 0.6667, complete" in told  # trial 0 was the recipe, interrupted
+    assert "best: trial 1, objective 0.6667: learning_rate=0.001" in told
     again = search.search("v2", 2, "smoke", tmp_path / "s", 1)
     assert len(again["trials"]) == 3  # queued again only once
