@@ -86,7 +86,7 @@ def _objective(trial, settings: dict, runs_dir: str, model: str, data, keep: boo
     method, profile = settings["method"], settings["profile"]
     space = {k: tuple(v) if v and v[0] == "log" else v for k, v in settings["space"].items()}
     params = {**settings["fixed"], **sample(trial, space)}
-    epochs = math.ceil(resolve_config(method, profile, **params)["num_train_epochs"])
+    epochs = seed_epochs(settings)
     per_seed, start = [], time.perf_counter()
     try:
         for k, seed in enumerate(settings["seeds"]):
@@ -145,17 +145,23 @@ def requeue_interrupted(study) -> list[int]:
 
 def open_study(out: str | os.PathLike, settings: dict, storage: str | None = None, sampler_seed: int = 0):
     """The study in ``storage`` (default ``sqlite:///DIR/study.db``), created or loaded, with a TPE sampler seeded
-    by ``sampler_seed`` (workers drawing from one study each get their own, or they propose the same trials). A
-    study made with other settings (method, profile, seeds, objective, search space) is a ValueError listing them."""
+    by ``sampler_seed`` and the number of trials already in the study (workers drawing from one study each get their
+    own seed, and a rerun does not draw the first run's parameters again). The pruner judges a trial at the end of
+    each seed: v2's validation accuracy swings in its first epochs (seeds that sat on the majority class for two
+    epochs ended above 0.75), and a median pruner that judged at epoch 1 stopped trials that might have learned
+    (``results/search_v2_quick``, trials 2-5). A study made with other settings (method, profile, seeds, objective,
+    search space) is a ValueError listing them."""
     optuna = _optuna()
     url = storage or f"sqlite:///{Path(out).resolve() / STUDY_FILE}"
     rdb = optuna.storages.RDBStorage(
         url, heartbeat_interval=60, grace_period=180,  # a trial whose process died is failed, then retried once
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
     name = f"{settings['method']}-{settings['profile']}"
+    epochs = seed_epochs(settings)
     study = optuna.create_study(study_name=name, storage=rdb, direction="maximize", load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=sampler_seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=epochs,
+                                                                   interval_steps=epochs))
+    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + 1009 * len(study.trials))
     saved = study.user_attrs.get("settings")
     if saved is None:
         study.set_user_attr("settings", settings)
@@ -165,6 +171,11 @@ def open_study(out: str | os.PathLike, settings: dict, storage: str | None = Non
         raise ValueError(f"the study in {url} was made with other settings ({'; '.join(diff)}); "
                          "use another --out, or the study's settings")
     return study
+
+
+def seed_epochs(settings: dict) -> int:
+    """Epochs a seed trains in a trial: steps ``k * epochs + 1 .. (k + 1) * epochs`` are seed ``k``'s."""
+    return math.ceil(resolve_config(settings["method"], settings["profile"], **settings["fixed"])["num_train_epochs"])
 
 
 def counted(study) -> list:
@@ -271,7 +282,7 @@ def trials_table(study):
         top = max(reported, key=reported.get) if reported else None
         rows.append({"trial": t.number, "state": t.state.name.lower(),
                      "recipe in use": bool(t.user_attrs.get("recipe")), **t.params,
-                     "objective": None if t.value is None else round(t.value, 4),
+                     "objective": None if t.value is None or t.state.name != "COMPLETE" else round(t.value, 4),
                      "best val by seed": [s["best_val"] for s in seeds],
                      "best epoch by seed": [s["best_epoch"] for s in seeds],
                      "best val reported": None if top is None else round(reported[top], 4), "at step": top,
@@ -308,7 +319,7 @@ def write_summary(study, out: str | os.PathLike) -> dict:
 
     out = Path(out)
     table = trials_table(study)
-    done = [t for t in study.trials if t.value is not None]
+    done = [t for t in study.trials if t.state == _optuna().trial.TrialState.COMPLETE]  # a pruned one has a value too
     best = max(done, key=lambda t: t.value) if done else None
     scores = importances(study)
     summary = {"settings": study.user_attrs.get("settings"), "environment": environment(),

@@ -41,14 +41,24 @@ GROUPS: dict[str, tuple[str, ...]] = {
 ENGINES = ("local", "ray")
 
 
+MAX_SEED_COUNT = 10  # a bare number above it is more likely a seed than a count
+
+
 def parse_seeds(seeds) -> list[int]:
-    """Seeds from ``5`` (0..4), ``"0,1,7"``, or a list of whole numbers; ValueError otherwise."""
+    """Seeds from ``5`` (0..4), ``"0,1,7"``, ``"42,"`` (the one seed 42), or a list of whole numbers; ValueError
+    otherwise. A bare number above ``MAX_SEED_COUNT`` is refused: ``--seeds 42`` meant for the seed 42 would
+    otherwise train 42 seeds."""
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
             raise ValueError(f"seeds: a count must be at least 1, got {seeds}")
+        if seeds > MAX_SEED_COUNT:
+            raise ValueError(f"seeds: {seeds} is read as a count of seeds (0 to {seeds - 1}); for the one seed "
+                             f"{seeds} write {seeds}, (with a comma); for more than {MAX_SEED_COUNT} seeds, list them")
         return list(range(seeds))
     if isinstance(seeds, str) and seeds.strip().isdigit():
         return parse_seeds(int(seeds))
+    if isinstance(seeds, str) and seeds.strip().endswith(","):  # "42,": a list of one
+        seeds = seeds.strip()[:-1]
     try:
         out = [int(s) for s in (wconfig.split_list(seeds, "seeds") if isinstance(seeds, str) else seeds)]
     except (TypeError, ValueError):

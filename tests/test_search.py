@@ -149,3 +149,31 @@ def test_a_trial_stopped_by_ctrl_c_is_queued_again_and_resumes_its_run(tmp_path,
     assert "best: trial 1, objective 0.6667: learning_rate=0.001" in told
     again = search.search("v2", 2, "smoke", tmp_path / "s", 1)
     assert len(again["trials"]) == 3  # queued again only once
+
+
+def test_the_pruner_judges_a_trial_at_the_end_of_each_seed_only(tmp_path):
+    settings = search._settings("v2", "quick", [0, 42], "min", {})  # 3 epochs a seed: steps 1-3, then 4-6
+    study = search.open_study(tmp_path, settings)
+    for _ in range(2):  # two good trials, the pruner's start-up
+        good = study.ask()
+        for step in range(1, 7):
+            good.report(0.80, step)
+        study.tell(good, 0.80)
+    low = study.ask()
+    judged = []
+    for step in range(1, 7):
+        low.report(0.60, step)
+        judged.append(low.should_prune())
+    assert judged == [False, False, True, False, False, True]  # never at epoch 1 or 2, where v2 still swings
+
+
+def test_a_rerun_draws_new_parameters_not_the_first_run_s_again(tmp_path, monkeypatch):
+    from conftest import fake_result
+
+    from helpers import training
+
+    monkeypatch.setattr(training, "run", lambda method, profile, seed, **k: fake_result(method, seed, [True, False]))
+    search.search("v2", 2, "smoke", tmp_path / "s", 1)
+    summary = search.search("v2", 3, "smoke", tmp_path / "s", 1)
+    drawn = [tuple(t[k] for k in summary["settings"]["space"]) for t in summary["trials"][1:]]
+    assert len(drawn) == 2 and drawn[0] != drawn[1]

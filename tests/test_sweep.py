@@ -42,6 +42,7 @@ def test_smoke_sweep_writes_summary_and_resumes_without_retraining(mrpc_dir, tmp
     (dict(seeds=0), "a count must be at least 1"),
     (dict(seeds="0,0"), "distinct"),
     (dict(seeds="a,b"), "seeds must be a count"),
+    (dict(seeds="42"), "42 is read as a count of seeds .0 to 41.; for the one seed 42 write 42, .with a comma."),
     (dict(engine="threads"), "engine must be one of local, ray"),
     (dict(engine="ray", cpus_per_run=0), "a task needs CPUs > 0"),
     (dict(engine="ray", gpus_per_run=1.5), "a GPU share in .0, 1. or a whole number"),
@@ -145,3 +146,8 @@ def test_ctrl_c_cancels_the_ray_tasks_and_the_same_command_resumes_from_their_ch
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "resume: continuing from" in again.stdout + again.stderr
     assert results.RunResult.from_json(tmp_path / "cut" / "v2-seed0.json").config["resumed"] is True
+
+
+def test_seeds_are_a_count_a_list_or_one_seed_with_a_comma():
+    assert sweeps.parse_seeds("3") == [0, 1, 2] and sweeps.parse_seeds("0,42") == [0, 42]
+    assert sweeps.parse_seeds("42,") == [42] and sweeps.parse_seeds(range(12)) == list(range(12))
