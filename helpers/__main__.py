@@ -47,7 +47,8 @@ def _add_q1(sub) -> None:
 def _add_sweep(sub) -> None:
     sw = sub.add_parser("sweep", help="Q1 over several methods and seeds, resumable, with mean, CI and paired tests")
     sw.add_argument("--methods", default="v1,v2", help="comma-separated methods or variants (default v1,v2)")
-    sw.add_argument("--seeds", default="3", help="a count (3: seeds 0,1,2) or a list (0,1,7)")
+    sw.add_argument("--seeds", default="3",
+                    help="a count (3: seeds 0,1,2), a list (0,1,7), or one seed with a comma (42,)")
     sw.add_argument("--profile", default="auto", help="smoke, quick, full or auto (default)")
     _add_engine(sw)
     sw.add_argument("--model", default="auto", help="auto, embedded, a checkpoint folder or a hub id")
@@ -75,7 +76,8 @@ def _add_search(sub) -> None:
     se.add_argument("--method", required=True, help="a method of helpers.methods.METHODS (its search space)")
     se.add_argument("--trials", type=int, required=True, help="the study's total: a rerun adds only the missing trials")
     se.add_argument("--profile", default="quick", help="smoke, quick (default) or full")
-    se.add_argument("--seeds", default="0,1", help="seeds each trial trains (default 0,1), or a count")
+    se.add_argument("--seeds", default="0,1",
+                    help="seeds each trial trains: a list (default 0,1), one seed with a comma (42,), or a count")
     se.add_argument("--objective", choices=["min", "mean"], default="min",
                     help="over the seeds' best validation accuracies (default min: a recipe must hold on each)")
     se.add_argument("--out", required=True, help="the folder: study.db, search.json, importance.png")
