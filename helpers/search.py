@@ -328,7 +328,8 @@ def write_summary(study, out: str | os.PathLike) -> dict:
                                                   "params": best.params, "seeds": best.user_attrs.get("seeds")},
                "importances": scores}
     save_json(summary, out / SUMMARY_FILE)
-    importance_figure(scores, f"{study.study_name}: parameter importance").savefig(out / "importance.png", dpi=100)
+    importance_figure(scores, f"{study.study_name}: parameter importance ({len(done)} finished trials)").savefig(
+        out / "importance.png", dpi=100)
     return summary
 
 
