@@ -50,17 +50,18 @@ def sample(trial, space: dict) -> dict:
 class PruneOnValidation(TrainerCallback):
     """Reports each validation accuracy to the trial at step ``offset + epoch`` (the seeds of a trial follow one
     another, so the same step means the same seed and epoch in every trial) and stops a trial the pruner calls
-    hopeless by raising ``optuna.TrialPruned``."""
+    hopeless by raising ``optuna.TrialPruned``. At ``last_step`` (the last seed's last epoch) the trial has
+    finished its training, so it is not judged there: it ends with its objective, not as pruned."""
 
-    def __init__(self, trial, offset: int = 0):
-        self.trial, self.offset = trial, offset
+    def __init__(self, trial, offset: int = 0, last_step: int | None = None):
+        self.trial, self.offset, self.last_step = trial, offset, last_step
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if not metrics or "eval_accuracy" not in metrics:
             return
         step = self.offset + math.ceil(state.epoch - 1e-6)
         self.trial.report(metrics["eval_accuracy"], step)
-        if self.trial.should_prune():
+        if (self.last_step is None or step < self.last_step) and self.trial.should_prune():
             raise _optuna().TrialPruned(f"validation accuracy {metrics['eval_accuracy']:.4f} at step {step}")
 
 
@@ -94,7 +95,7 @@ def _objective(trial, settings: dict, runs_dir: str, model: str, data, keep: boo
             interrupted = False
             try:
                 r = run(method, profile, seed, model=model, data=data, output_dir=out, resume=True,
-                        callbacks=[PruneOnValidation(trial, k * epochs)], **params)
+                        callbacks=[PruneOnValidation(trial, k * epochs, epochs * len(settings["seeds"]))], **params)
             except RunInterrupted:
                 interrupted = True  # its checkpoint stays; the next run of the study resumes it
                 trial.set_user_attr("interrupted", True)

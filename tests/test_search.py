@@ -63,6 +63,10 @@ def test_a_trial_is_pruned_on_its_validation_accuracy_at_the_seed_and_epoch_step
     with pytest.raises(optuna.TrialPruned, match="validation accuracy 0.6838 at step 2"):
         search.PruneOnValidation(_Trial(prune=True)).on_evaluate(None, _State(), None,
                                                                   metrics={"eval_accuracy": 0.6838})
+    done = _Trial(prune=True)  # the last seed's last epoch: the training is over, so it is not judged
+    search.PruneOnValidation(done, offset=0, last_step=2).on_evaluate(None, _State(), None,
+                                                                       metrics={"eval_accuracy": 0.6838})
+    assert done.reports == [(2, 0.6838)]
 
 
 @pytest.mark.parametrize("kwargs, message", [
