@@ -10,10 +10,12 @@ workers as Ray tasks that draw trials from the same study.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
 import time
+import zlib
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -146,12 +148,12 @@ def requeue_interrupted(study) -> list[int]:
 
 def open_study(out: str | os.PathLike, settings: dict, storage: str | None = None, sampler_seed: int = 0):
     """The study in ``storage`` (default ``sqlite:///DIR/study.db``), created or loaded, with a TPE sampler seeded
-    by ``sampler_seed`` and the number of trials already in the study (workers drawing from one study each get their
-    own seed, and a rerun does not draw the first run's parameters again). The pruner judges a trial at the end of
-    each seed: v2's validation accuracy swings in its first epochs (seeds that sat on the majority class for two
-    epochs ended above 0.75), and a median pruner that judged at epoch 1 stopped trials that might have learned
-    (``results/search_v2_quick``, trials 2-5). A study made with other settings (method, profile, seeds, objective,
-    search space) is a ValueError listing them."""
+    by the study's settings, ``sampler_seed`` and the number of trials already in the study (workers drawing from
+    one study each get their own seed, and a rerun does not draw the first run's parameters again). The pruner
+    judges a trial at the end of each seed: v2's validation accuracy swings in its first epochs (seeds that sat on
+    the majority class for two epochs ended above 0.75), and a median pruner that judged at epoch 1 stopped trials
+    that might have learned (``results/search_v2_quick``, trials 2-5). A study made with other settings (method,
+    profile, seeds, objective, search space) is a ValueError listing them."""
     optuna = _optuna()
     url = storage or f"sqlite:///{Path(out).resolve() / STUDY_FILE}"
     rdb = optuna.storages.RDBStorage(
@@ -162,7 +164,10 @@ def open_study(out: str | os.PathLike, settings: dict, storage: str | None = Non
     study = optuna.create_study(study_name=name, storage=rdb, direction="maximize", load_if_exists=True,
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=epochs,
                                                                    interval_steps=epochs))
-    study.sampler = optuna.samplers.TPESampler(seed=sampler_seed + 1009 * len(study.trials))
+    # seeded by the study's settings too: studies of other methods or fixed settings draw other parameters (with one
+    # seed for all, the two adapter sizes' studies drew the same learning rates)
+    base = zlib.crc32(json.dumps(settings, sort_keys=True).encode())
+    study.sampler = optuna.samplers.TPESampler(seed=(base + sampler_seed + 1009 * len(study.trials)) % 2**32)
     saved = study.user_attrs.get("settings")
     if saved is None:
         study.set_user_attr("settings", settings)
@@ -337,8 +342,6 @@ def write_summary(study, out: str | os.PathLike) -> dict:
 def read_summary(folder: str | os.PathLike) -> dict:
     """A finished search's ``search.json`` as written by ``write_summary``, with ``table``, its trials as a
     DataFrame; a folder without one is a FileNotFoundError saying how to make it."""
-    import json
-
     import pandas as pd
 
     path = Path(folder) / SUMMARY_FILE

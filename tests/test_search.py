@@ -181,3 +181,6 @@ def test_a_rerun_draws_new_parameters_not_the_first_run_s_again(tmp_path, monkey
     summary = search.search("v2", 3, "smoke", tmp_path / "s", 1)
     drawn = [tuple(t[k] for k in summary["settings"]["space"]) for t in summary["trials"][1:]]
     assert len(drawn) == 2 and drawn[0] != drawn[1]
+    sizes = [search.search("adapter", 2, "smoke", tmp_path / f"rf{rf}", 1, reduction_factor=rf)["trials"][1]
+             for rf in (16, 0.375)]  # studies with other settings draw other parameters
+    assert sizes[0]["learning_rate"] != sizes[1]["learning_rate"]
