@@ -88,6 +88,8 @@ def _add_search(sub) -> None:
     se.add_argument("--data", default=None, help="MRPC folder (default: MRPC_DIR, data/mrpc, the hub)")
     se.add_argument("--set", dest="overrides", action="append", type=_override, default=[], metavar="KEY=VALUE",
                     help="hold a setting fixed in every trial (left out of the search; repeatable)")
+    se.add_argument("--ask", dest="ask", action="append", type=_override, default=[], metavar="KEY=VALUE",
+                    help="a point to try next, its other settings drawn (repeatable: one point; queued once)")
     _add_engine(se)
 
 
@@ -213,7 +215,7 @@ def _search(args) -> int:
         summary = search.search(args.method, args.trials, args.profile, args.out, args.seeds, args.objective,
                                 model=args.model, data=args.data, storage=args.storage, engine=args.engine,
                                 address=args.address, workers=args.workers, cpus_per_run=args.cpus_per_run,
-                                gpus_per_run=args.gpus_per_run, **dict(args.overrides))
+                                gpus_per_run=args.gpus_per_run, ask=dict(args.ask), **dict(args.overrides))
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

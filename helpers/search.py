@@ -131,6 +131,31 @@ def recipe_trial(settings: dict) -> dict:
     return point
 
 
+def _check_point(point: dict, settings: dict) -> dict:
+    """``point`` if each of its settings is searched and its value lies in the setting's domain; else a ValueError
+    naming the setting."""
+    for name, value in point.items():
+        domain = settings["space"].get(name)
+        if domain is None:
+            raise ValueError(f"--ask {name}={value!r}: not a searched setting of {settings['method']} (searched: "
+                             f"{', '.join(settings['space'])}; a setting held with --set is not searched)")
+        inside = (isinstance(value, (int, float)) and domain[1] <= value <= domain[2]) if domain[0] == "log" \
+            else value in domain
+        if not inside:
+            raise ValueError(f"--ask {name}={value!r}: outside its domain {domain}")
+    return point
+
+
+def _tried(study, point: dict) -> bool:
+    """Whether a trial of the study (queued, running or done) has the settings of ``point``."""
+    def has(params: dict) -> bool:
+        return all(k in params and (math.isclose(params[k], v, rel_tol=1e-9) if isinstance(v, float) else
+                                    params[k] == v) for k, v in point.items())
+
+    # a queued trial has no params yet: Optuna keeps the ones it was queued with in its system attributes
+    return any(has(t.params or t.system_attrs.get("fixed_params", {})) for t in study.get_trials(deepcopy=False))
+
+
 def requeue_interrupted(study) -> list[int]:
     """Queue again, once, the parameters of each trial stopped by Ctrl-C (its runs resume from their
     checkpoints); returns their numbers."""
@@ -217,10 +242,11 @@ def search(method: str, trials: int, profile: str = "quick", out: str | os.PathL
            seeds=(0, 1), objective: str = "min", *, model: str = "auto", data=None, storage: str | None = None,
            engine: str = "local", address: str | None = None, workers: int | None = None,
            cpus_per_run: float | None = None, gpus_per_run: float | None = None, keep: bool = False,
-           **fixed) -> dict:
+           ask: dict | None = None, **fixed) -> dict:
     """Run the study up to ``trials`` counted trials (``fixed``: settings held, not searched) and write
     ``DIR/search.json`` (settings, the trial table, the best parameters, the importances) and
-    ``DIR/importance.png``; returns the summary."""
+    ``DIR/importance.png``; returns the summary. ``ask``: a point of the space to try next (its other settings
+    drawn), queued once: a study that has tried it already does not again."""
     from . import config as wconfig
     from .sweeps import check_engine, parse_seeds
 
@@ -237,6 +263,8 @@ def search(method: str, trials: int, profile: str = "quick", out: str | os.PathL
     runs_dir = str(wconfig.OUTPUT_DIR / "searches" / out.name)
     if not study.trials:  # a new study: its first trial is the recipe in use
         study.enqueue_trial(recipe_trial(settings), user_attrs={"recipe": True})
+    if ask and not _tried(study, _check_point(ask, settings)):
+        study.enqueue_trial(dict(ask), user_attrs={"asked": True})
     again = requeue_interrupted(study)
     if again:
         print(f"search: trial(s) {', '.join(map(str, again))} were interrupted; queued again, resuming their runs",
@@ -287,7 +315,8 @@ def trials_table(study):
         reported = t.intermediate_values  # {step: validation accuracy}, step = seed position x epochs + epoch
         top = max(reported, key=reported.get) if reported else None
         rows.append({"trial": t.number, "state": t.state.name.lower(),
-                     "recipe in use": bool(t.user_attrs.get("recipe")), **t.params,
+                     "recipe in use": bool(t.user_attrs.get("recipe")), "asked for": bool(t.user_attrs.get("asked")),
+                     **t.params,
                      "objective": None if t.value is None or t.state.name != "COMPLETE" else round(t.value, 4),
                      "best val by seed": [s["best_val"] for s in seeds],
                      "best epoch by seed": [s["best_epoch"] for s in seeds],

@@ -184,3 +184,22 @@ def test_a_rerun_draws_new_parameters_not_the_first_run_s_again(tmp_path, monkey
     sizes = [search.search("adapter", 2, "smoke", tmp_path / f"rf{rf}", 1, reduction_factor=rf)["trials"][1]
              for rf in (16, 0.375)]  # studies with other settings draw other parameters
     assert sizes[0]["learning_rate"] != sizes[1]["learning_rate"]
+
+
+def test_a_point_asked_for_is_tried_once_and_a_bad_one_is_named(tmp_path, monkeypatch):
+    from conftest import fake_result
+
+    from helpers import training
+
+    monkeypatch.setattr(training, "run", lambda method, profile, seed, **k: fake_result(method, seed, [True, False]))
+    out = tmp_path / "rf0.375"
+    search.search("adapter", 2, "smoke", out, 1, reduction_factor=0.375)
+    summary = search.search("adapter", 3, "smoke", out, 1, reduction_factor=0.375, ask={"learning_rate": 1e-4})
+    asked = summary["trials"][2]
+    assert asked["asked for"] and asked["learning_rate"] == 1e-4
+    again = search.search("adapter", 4, "smoke", out, 1, reduction_factor=0.375, ask={"learning_rate": 1e-4})
+    assert not again["trials"][3]["asked for"] and again["trials"][3]["learning_rate"] != 1e-4  # tried already
+    with pytest.raises(ValueError, match="--ask reduction_factor=16: not a searched setting of adapter"):
+        search.search("adapter", 5, "smoke", out, 1, reduction_factor=0.375, ask={"reduction_factor": 16})
+    with pytest.raises(ValueError, match=r"--ask learning_rate=1.0: outside its domain \['log', 1e-05, 0.03\]"):
+        search.search("adapter", 5, "smoke", out, 1, reduction_factor=0.375, ask={"learning_rate": 1.0})
