@@ -72,7 +72,7 @@ def _add_engine(parser) -> None:
 
 
 def _add_search(sub) -> None:
-    se = sub.add_parser("search", help="a recipe search with Optuna: a study in DIR/study.db, pruned per epoch")
+    se = sub.add_parser("search", help="a recipe search with Optuna: a study in DIR/study.db, pruned at a seed's end")
     se.add_argument("--method", required=True, help="a method of helpers.methods.METHODS (its search space)")
     se.add_argument("--trials", type=int, required=True, help="the study's total: a rerun adds only the missing trials")
     se.add_argument("--profile", default="quick", help="smoke, quick (default) or full")

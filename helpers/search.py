@@ -4,9 +4,9 @@ An Optuna study around the workbook's own ``training.run`` (so a trial keeps the
 learning rate and its checkpoints), over the search space its spec declares (``methods.MethodSpec.search_space``).
 Each trial trains one run per seed; the objective is the minimum (or mean) over those seeds of the best
 validation accuracy, so a recipe must hold on every seed, not on one. A pruner stops a hopeless trial on its
-per-epoch validation accuracy. The study lives in SQLite, ``DIR/study.db``: ``--trials N`` is the study's total,
-so a rerun adds only the missing trials, and a rerun with other settings is refused. ``--engine ray`` runs
-workers as Ray tasks that draw trials from the same study.
+validation accuracy at the end of a seed. The study lives in SQLite, ``DIR/study.db``: ``--trials N`` is the
+study's total, so a rerun adds only the missing trials, and a rerun with other settings is refused.
+``--engine ray`` runs workers as Ray tasks that draw trials from the same study.
 """
 from __future__ import annotations
 
@@ -379,7 +379,6 @@ def read_summary(folder: str | os.PathLike) -> dict:
                                 f"python -m helpers search --method M --trials N --out {Path(folder)}")
     summary = json.loads(path.read_text(encoding="utf-8"))
     return {**summary, "table": pd.DataFrame(summary["trials"])}
-
 
 
 def describe(found: dict) -> str:
