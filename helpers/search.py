@@ -172,13 +172,10 @@ def requeue_interrupted(study) -> list[int]:
 
 
 def open_study(out: str | os.PathLike, settings: dict, storage: str | None = None, sampler_seed: int = 0):
-    """The study in ``storage`` (default ``sqlite:///DIR/study.db``), created or loaded, with a TPE sampler seeded
-    by the study's settings, ``sampler_seed`` and the number of trials already in the study (workers drawing from
-    one study each get their own seed, and a rerun does not draw the first run's parameters again). The pruner
-    judges a trial at the end of each seed: v2's validation accuracy swings in its first epochs (seeds that sat on
-    the majority class for two epochs ended above 0.75), and a median pruner that judged at epoch 1 stopped trials
-    that might have learned (``results/search_v2_quick``, trials 2-5). A study made with other settings (method,
-    profile, seeds, objective, search space) is a ValueError listing them."""
+    """The study in ``storage`` (default ``sqlite:///DIR/study.db``), created or loaded; a study made with other
+    settings is a ValueError listing them. The TPE sampler is seeded by the settings, ``sampler_seed`` (one per
+    worker) and the trials already there, so a rerun draws new parameters. The pruner judges at each seed's end:
+    judged at epoch 1, where v2 still swings, it stopped trials that might have learned (search_v2_quick, 2-5)."""
     optuna = _optuna()
     url = storage or f"sqlite:///{Path(out).resolve() / STUDY_FILE}"
     rdb = optuna.storages.RDBStorage(
@@ -189,8 +186,7 @@ def open_study(out: str | os.PathLike, settings: dict, storage: str | None = Non
     study = optuna.create_study(study_name=name, storage=rdb, direction="maximize", load_if_exists=True,
                                 pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=epochs,
                                                                    interval_steps=epochs))
-    # seeded by the study's settings too: studies of other methods or fixed settings draw other parameters (with one
-    # seed for all, the two adapter sizes' studies drew the same learning rates)
+    # with one seed for all, the two adapter sizes' studies drew the same learning rates
     base = zlib.crc32(json.dumps(settings, sort_keys=True).encode())
     study.sampler = optuna.samplers.TPESampler(seed=(base + sampler_seed + 1009 * len(study.trials)) % 2**32)
     saved = study.user_attrs.get("settings")
