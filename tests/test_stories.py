@@ -91,7 +91,7 @@ def test_one_count_of_words_and_sentences_throughout():
     import textstat
 
     text = 'He said, "Be careful." Then Mr. Fox ran to Dr. Owl... The end'
-    assert stories.sentences(text) == ['He said, "Be careful.', "Then Mr. Fox ran to Dr. Owl...", "The end"]
+    assert stories.sentences(text) == ['He said, "Be careful."', "Then Mr. Fox ran to Dr. Owl...", "The end"]
     r = stories.check_story(text, SPEC)
     toks = stories.words(text)
     assert r.words == len(toks) == 13 and r.sentences == 3 and r.mean_sentence_words == round(13 / 3, 2)

@@ -34,7 +34,7 @@ READER_LIMITS = {
 LEAK_PATTERNS = tuple(re.compile(p, re.I | re.M) for p in (
     r"\b(?:write|writing|written)\s+(?:about|a\s+story|the\s+story|it\s+in|in\s+(?:just|exactly))\b",
     r"\b(?:the|this|our|my)\s+(?:\w+\s+){0,2}(?:story|tale|fairy\s?tale)\s+(?:begins|began|starts|started|ends|"
-    r"ended|is\s+about|was\s+about|continues|continued|went\s+on|will|follows|was\s+called|is\s+called)\b",
+    r"ended|is|was|continues|continued|went\s+on|will|follows)\b",  # "The story is a happy tale."
     r"\b(?:in|of)\s+this\s+(?:\w+\s+)?(?:story|tale)\b",
     r"\b(?:five|5)[- ]years?[- ]old\b",
     r"\byour\s+(?:child|little\s+one|kids?)\b",  # the prompt's reader, the parent, addressed

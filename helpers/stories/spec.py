@@ -66,9 +66,12 @@ STRATEGIES = {
                        "and coherence)",
     "continue_grammar": "continue, decoded under a grammar of real word shapes: words of 1 to 12 letters "
                         "(an apostrophe inside), single spaces, sentence punctuation and quotes (llama.cpp only)",
+    "continue_plot": "continue_ranked over a planned plot (plots.PLOTS): the program writes the problem, asks each "
+                     "creature clue for help or finds each thing clue, and resolves the problem; the model writes "
+                     "the answers and everything between",
 }
 # Strategies that continue plain text (a backend with ``complete``), and how many candidates each draws a beat.
-CONTINUATION = {"continue": 1, "continue_ranked": 3, "continue_grammar": 1}
+CONTINUATION = {"continue": 1, "continue_ranked": 3, "continue_grammar": 1, "continue_plot": 3}
 # How many samples best_of_n draws, and how often scaffold retries a beat that misses its clue.
 BEST_OF_N, BEAT_RETRIES = 4, 2
 

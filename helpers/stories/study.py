@@ -41,6 +41,7 @@ DEFAULT_VARIANTS = (
     Variant("continuation", "continue", {"temperature": 0.7}),
     Variant("continuation, best of 3 a beat", "continue_ranked", {"temperature": 0.7}),
     Variant("continuation + word grammar", "continue_grammar", {"temperature": 0.7}),
+    Variant("planned plot, best of 3 a beat", "continue_plot", {"temperature": 0.7}),
 )
 
 

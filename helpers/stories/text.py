@@ -7,8 +7,9 @@ STOPWORDS = set("a an the of with and or in on at to for from by that who which 
                 "its their some very little big".split())
 WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 # A sentence ends at . ! or ?, perhaps followed by closing quotes or a bracket, then space; or at a line break;
-# but not after a title or an abbreviation ("Mr. Fox", "Dr. Owl").
-SENTENCE_END = re.compile(r"(?<=[.!?])[\"'\u201d\u2019)]*\s+|\n+")
+# but not after a title or an abbreviation ("Mr. Fox", "Dr. Owl"). The closing quotes stay with their sentence.
+_CLOSE = "[\"'\u201d\u2019)]"
+SENTENCE_END = re.compile(rf"(?:(?<=[.!?])|(?<=[.!?]{_CLOSE})|(?<=[.!?]{_CLOSE}{_CLOSE}))\s+|\n+")
 ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "mt", "prof", "sr", "jr", "vs", "etc", "eg", "ie", "no"}
 
 

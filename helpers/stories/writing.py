@@ -8,6 +8,7 @@ import re
 import time
 
 from .checking import READER_CHECKS, StoryReport, check_story, has_clue, rank_key
+from .plots import plot_beats
 from .records import append_record
 from .spec import (
     BEAT_RETRIES,
@@ -100,7 +101,7 @@ def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int 
                          short=strategy == "scaffold_short")
     elif strategy in CONTINUATION:
         text = _continue(backend, spec, seed, calls, sampling, candidates=CONTINUATION[strategy],
-                         grammar=strategy == "continue_grammar")
+                         grammar=strategy == "continue_grammar", planned=strategy == "continue_plot")
     elif strategy == "outline":
         text = call(build_messages(spec, "outline", outline=call(build_messages(spec, "outline"))))
     elif strategy == "revise":
@@ -168,52 +169,66 @@ def whole_sentences(text: str) -> str:
     return text[:ends[-1].end()] if ends else ""
 
 
-def _continuation_key(story: str, spec: StorySpec, frame: str) -> tuple:
+def _continuation_key(story: str, spec: StorySpec, frame: str, on_plot: tuple[str, str] | None = None) -> tuple:
     """How a continuation's candidates are ranked (higher is better): the reader's checks passed by the story
-    so far with it, then all checks but length, then less repetition, then neighbour coherence."""
+    so far with it, then all checks but length, then (``on_plot``: the model's words and the plot's problem) how
+    close the model's words stay to the problem (MiniLM cosine), then less repetition, then neighbour coherence."""
     r = check_story(story, spec, frame)
-    return (sum(r.passed[k] for k in READER_CHECKS), sum(ok for k, ok in r.passed.items() if k != "length"),
+    near = 0.0
+    if on_plot and on_plot[0].strip():
+        from .diversity import _embedder
+
+        a, b = _embedder().encode(list(on_plot), normalize_embeddings=True, show_progress_bar=False)
+        near = round(float(a @ b), 2)  # two places: a near tie is left to repetition
+    return (sum(r.passed[k] for k in READER_CHECKS), sum(ok for k, ok in r.passed.items() if k != "length"), near,
             -r.repetition, r.reading["neighbour_similarity"] if r.reading else 0.0)
 
 
-def _continue(backend, spec, seed, calls, sampling, candidates: int = 1, grammar: bool = False) -> str:
+def _continue(backend, spec, seed, calls, sampling, candidates: int = 1, grammar: bool = False,
+              planned: bool = False) -> str:
     """Write the story as plain text continued beat by beat (``continuation_beats``): each call sees the frame
     and the whole story so far, the program's opening words of the beat included, and writes on; the beat is cut
     at its last sentence end. With ``candidates`` > 1, that many continuations are drawn for a beat and the one
     ``_continuation_key`` ranks first is kept. A beat that comes back short of 0.8 of its words is continued
-    up to three more times; then the story is fitted to the word range."""
+    up to three more times; then the story is fitted to the word range. ``planned``: the beats of a planned plot
+    (``plots.plot_beats``) in place of ``continuation_beats``."""
     if not hasattr(backend, "complete"):
         raise ValueError(f"the continuation strategies need a backend that continues plain text (a `complete` "
                          f"method, as LocalLlama and OpenAICompatible have); {type(backend).__name__} has none")
     frame = story_frame(spec)
     budget = sampling.get("max_tokens")  # a cap for the whole story is shared between the beats
     kw = {k: v for k, v in sampling.items() if k != "max_tokens"}
-    plan = continuation_beats(spec, seed)
+    plan = (plot_beats if planned else continuation_beats)(spec, seed)
     paragraphs: list[str] = []
     for i, beat in enumerate(plan):
         cap = int(beat["words"] * 1.8) + 16
         if budget:
             cap = min(cap, max(12, budget // len(plan)))
-        opens = beat["opens"]
+        opens = beat["opens"].rstrip()  # a prompt that ends in a space makes the next word a worse token
         before = "\n\n".join(paragraphs + [""]) if paragraphs else ""
         options = []
         for k in range(candidates):
             text = opens
             for more in range(4):  # the beat, and up to three more calls while it is short of 0.8 of its words
-                gen = backend.complete(frame + before + text, max_tokens=cap, seed=seed * 1000 + 20 * i + 4 * k + more,
+                # a planned beat that the model closed after a sentence or two goes on in a new paragraph (a model
+                # that ends paragraphs early, as Gemma does, would otherwise stop at once: a blank line is a stop)
+                on = planned and more > 0
+                prompt = frame + before + text + ("\n\n" if on else "")
+                gen = backend.complete(prompt, max_tokens=cap, seed=seed * 1000 + 20 * i + 4 * k + more,
                                        stop=CONTINUE_STOP, **({"grammar": WORD_GRAMMAR} if grammar else {}), **kw)
-                calls.append({"frame": frame, "prompt": frame + before + text, "text": gen.text,
+                calls.append({"frame": frame, "opens": opens, "prompt": prompt, "text": gen.text,
                               "prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
                               "seconds": round(gen.seconds, 3), "model": gen.model, "seed": seed})
                 # a continuation that goes on inside the last word ("a friendly dragon" + "fly") loses that piece
-                written = re.sub(r"^[A-Za-z'\u2019]+", "", gen.text) if text[-1:].isalpha() else gen.text
-                text = whole_sentences(text + written) or text.rstrip(" ,") + "."
+                written = re.sub(r"^[A-Za-z'\u2019]+", "", gen.text) if text[-1:].isalpha() and not on else gen.text
+                text = whole_sentences(text + (" " if on else "") + written) or text.rstrip(" ,") + "."
                 text = _first_sentences(text, int(beat["words"] * 1.5))
                 if len(words(text)) >= 0.8 * beat["words"]:
                     break
             options.append(" ".join(text.split()))
         best = options[0] if len(options) == 1 else max(
-            options, key=lambda t: _continuation_key("\n\n".join(paragraphs + [t]), spec, frame))
+            options, key=lambda t: _continuation_key("\n\n".join(paragraphs + [t]), spec, frame,
+                                                     (t[len(opens):], beat["goal"]) if planned else None))
         paragraphs.append(best)
     return fit_length(paragraphs, spec)
 
