@@ -108,3 +108,28 @@ def test_the_report_lists_and_highlights_each_reader_check():
     # the surface counts alone, as the committed comparisons were scored
     assert set(stories.check_story(text, SPEC, reader=False).passed) == {
         "length", "clues", "readability", "sentence_length", "repetition"}
+
+
+DRIFT = ["What are these examples of?", "What was the most important part of this article?",
+         "This is just one example of a many stories about Sami.", "The happy ending, and the end of Sami's story.",
+         "The main story, 3 different stories are very similar.", "This is a very short story, no more than 150 words.",
+         "For example: Story 3: The Lost Kite and Story 2: A Magical Forest.",
+         "I am an AI that helps you write your own story.", "It might not be the last one in this blog post.",
+         "I hope you enjoyed this story and I hope you didn't miss any part of the video.",
+         "In these short stories, we have taken some things from the original story.",
+         'The ending: "I will find my treasure."', "Translate that to English!",
+         "What do you think of this piece of art? A: The child's imagination.", "The story ends with a happy ending."]
+STORY = ["Grandma told a story. Bo was happy.", '"What do you think?" asked Bo.', "They posted a letter.",
+         "The fox ate 3 berries.", "Bo had a big happy smile at the end of the day.",
+         "They read stories under the tree.", "They told each other a story.", "They found a secret passage."]
+
+
+@pytest.mark.parametrize("text", DRIFT)
+def test_a_model_drifting_out_of_the_story_is_a_leak(text):
+    """Seen in the planned-plot stories of results/q3_levers.json (SmolLM2), which the first checker passed."""
+    assert reading.leaked(text, SPEC)
+
+
+@pytest.mark.parametrize("text", STORY)
+def test_story_talk_is_not_a_leak(text):
+    assert not reading.leaked(text, SPEC)

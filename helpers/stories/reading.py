@@ -47,6 +47,14 @@ LEAK_PATTERNS = tuple(re.compile(p, re.I | re.M) for p in (
     r"\b(?:word\s+count|constraints?|clues?|paragraphs?|the\s+reader|todo\s+list)\b",
     r"^\s*(?:title|moral|story|beat|clue|setting|ending|note|characters?)\s*\d*\s*:",
     r"^\s*(?:\d+[.)]|[-*\u2022])\s+",  # a list item
+    # a model that drifts out of the story: talk about it, to its reader, or as a web page or a quiz
+    r"\bthis\s+(?:is|was)\s+(?:just\s+)?(?:a|an|one)\s+(?:\w+\s+){0,3}(?:story|stories|tale|example)\b",
+    r"\b(?:these|original|main)\s+(?:\w+\s+)?(?:stories|story)\b|\bend\s+of\s+(?:\w+'s|the|this)\s+story\b",
+    r"\b(?:article|blog|video|examples?|main\s+ideas?|copy\s+and\s+paste|translate)\b",
+    r"\bI\s+am\s+an?\s+(?:AI|assistant|language\s+model)\b|\bI\s+hope\s+you\s+(?:enjoyed|liked|found)\b",
+    r"\bwhat\s+do\s+you\s+think\s+(?:of|about)\s+(?:this|the)\s+(?:story|tale|piece|article|book)\b",
+    r"\blikely\s+question\b|\bhappy\s+ending\b|\b\d+\s+words\b",
+    r"\b(?:story|chapter)\s+\d+\s*:|\bthe\s+ending\s*:|(?:^|(?<=[\s.?!]))[AQ]:\s",
 ))
 # ... and those where capitals matter (case-sensitive)
 LEAK_PATTERNS += tuple(re.compile(p, re.M) for p in (
