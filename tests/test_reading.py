@@ -118,10 +118,14 @@ DRIFT = ["What are these examples of?", "What was the most important part of thi
          "I hope you enjoyed this story and I hope you didn't miss any part of the video.",
          "In these short stories, we have taken some things from the original story.",
          'The ending: "I will find my treasure."', "Translate that to English!",
-         "What do you think of this piece of art? A: The child's imagination.", "The story ends with a happy ending."]
+         "What do you think of this piece of art? A: The child's imagination.", "The story ends with a happy ending.",
+         "Write a short story about a fairy tale.", "How would you make the above text more appealing?",
+         "Ack! Your story was edited. Please improve it again.", "What's the most popular bedtime story for kids?",
+         "What was the most interesting story and why?", "What could be the most interesting thing you could do?"]
 STORY = ["Grandma told a story. Bo was happy.", '"What do you think?" asked Bo.', "They posted a letter.",
          "The fox ate 3 berries.", "Bo had a big happy smile at the end of the day.",
-         "They read stories under the tree.", "They told each other a story.", "They found a secret passage."]
+         "They read stories under the tree.", "They told each other a story.", "They found a secret passage.",
+         "It was the most beautiful tree in the forest.", "Bo wrote a letter to Grandma."]
 
 
 @pytest.mark.parametrize("text", DRIFT)
@@ -133,3 +137,13 @@ def test_a_model_drifting_out_of_the_story_is_a_leak(text):
 @pytest.mark.parametrize("text", STORY)
 def test_story_talk_is_not_a_leak(text):
     assert not reading.leaked(text, SPEC)
+
+
+def test_a_verse_a_quotation_and_a_short_exclamation_are_not_faults():
+    """From hand-written control stories that the checker first rejected (results/q3_ratings.jsonl, "control")."""
+    assert reading.cut_off("Up, up,\ndown we go.") == [] and reading.cut_off('They sang:\n\n"La la."') == []
+    assert reading.cut_off("They sang:\n\nand then") and reading.cut_off("Up, up,\n\nThe end.")
+    assert not reading.leaked("We play it with a clue.", SPEC) and reading.leaked("Use all the clues.", SPEC)
+    text = ("Mia walked into the magical forest to find her friend. A talking squirrel sat on a log. \"Sorry!\" said "
+            "Mia. The squirrel laughed. \"A dragon!\" A friendly dragon came to play with Mia and the squirrel.")
+    assert stories.check_story(text, SPEC).reading["breaks"] == []

@@ -44,7 +44,7 @@ LEAK_PATTERNS = tuple(re.compile(p, re.I | re.M) for p in (
     r"\bin\s+(?:exactly|just)\s+(?:those|these|\d+)\s+words\b",
     r"\bjust\s+like\s+this\s*\.",
     r"\b(?:no|without)\s+(?:title|titles|notes|questions|explanations?)\b",
-    r"\b(?:word\s+count|constraints?|clues?|paragraphs?|the\s+reader|todo\s+list)\b",
+    r"\b(?:word\s+count|constraints?|paragraphs?|the\s+reader|todo\s+list)\b|\b(?:the|these|all|each|every)\s+clues\b",
     r"^\s*(?:title|moral|story|beat|clue|setting|ending|note|characters?)\s*\d*\s*:",
     r"^\s*(?:\d+[.)]|[-*\u2022])\s+",  # a list item
     # a model that drifts out of the story: talk about it, to its reader, or as a web page or a quiz
@@ -55,6 +55,8 @@ LEAK_PATTERNS = tuple(re.compile(p, re.I | re.M) for p in (
     r"\bwhat\s+do\s+you\s+think\s+(?:of|about)\s+(?:this|the)\s+(?:story|tale|piece|article|book)\b",
     r"\blikely\s+question\b|\bhappy\s+ending\b|\b\d+\s+words\b",
     r"\b(?:story|chapter)\s+\d+\s*:|\bthe\s+ending\s*:|(?:^|(?<=[\s.?!]))[AQ]:\s",
+    r"\bwrite\s+(?:a|an)\s+(?:\w+\s+){0,2}(?:story|tale)\b|\b(?:above|this)\s+text\b|\byour\s+story\b|\bplease\s+improve\b",
+    r"\bstor(?:y|ies)\s+for\s+(?:kids|children)\b|\bthe\s+most\s+\w+\s+(?:\w+\s+)?(?:story|part|thing)\s+(?:and\s+why|for|of|you)\b",
 ))
 # ... and those where capitals matter (case-sensitive)
 LEAK_PATTERNS += tuple(re.compile(p, re.M) for p in (
@@ -141,11 +143,18 @@ def leaked(text: str, spec: StorySpec, prompt: str | None = None) -> list:
 
 def cut_off(text: str) -> list:
     """Spans of the unfinished tails: each paragraph (a line) must end at a sentence end (. ! ? or an
-    ellipsis, perhaps inside closing quotes); the words after its last sentence end are the span."""
+    ellipsis, perhaps inside closing quotes); the words after its last sentence end are the span. A line that
+    ends in a comma with a line of text right after it (a song's verse), or in a colon with a quotation next,
+    goes on."""
     spans, pos = [], 0
-    for line in text.split("\n"):
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
         start, pos = pos, pos + len(line) + 1
         if not WORD_SPAN.search(line) or END.search(line):
+            continue
+        after = next((n.strip() for n in lines[i + 1:] if n.strip()), "")
+        if (line.rstrip().endswith(",") and i + 1 < len(lines) and WORD_SPAN.search(lines[i + 1])) or \
+                (line.rstrip().endswith(":") and after[:1] in "\"\u201c'" and after):
             continue
         ends = [m.end() for m in re.finditer(r"[.!?\u2026][\"'\u201d\u2019)\]]*(?=\s)", line)]
         tail = ends[-1] if ends else 0
@@ -241,7 +250,8 @@ def easy_share(text: str, spec: StorySpec) -> float:
 
 def coherence(sents: list, spec: StorySpec) -> tuple[float, float, list]:
     """(mean cosine of neighbouring sentences, mean cosine of each sentence to the topic, the breaks: spans of
-    the sentences whose cosine to the one before is under ``break_below``), with the embedded MiniLM."""
+    the sentences whose cosine to the one before is under ``break_below``, where both have 4 words or more), with
+    the embedded MiniLM."""
     if len(sents) < 2:
         return 0.0, 0.0, []
     from .diversity import _embedder
@@ -250,7 +260,9 @@ def coherence(sents: list, spec: StorySpec) -> tuple[float, float, list]:
                              convert_to_tensor=True)
     body, topic = emb[:-1], emb[-1]
     neighbours = (body[1:] * body[:-1]).sum(-1).tolist()
-    breaks = [sents[i + 1] for i, c in enumerate(neighbours) if c < READER_LIMITS["break_below"]]
+    # a sentence of one to three words ("Sorry!", "A dragon!") says too little for a cosine to judge: no break
+    breaks = [sents[i + 1] for i, c in enumerate(neighbours) if c < READER_LIMITS["break_below"]
+              and min(len(WORD_SPAN.findall(sents[i][2])), len(WORD_SPAN.findall(sents[i + 1][2]))) > 3]
     return sum(neighbours) / len(neighbours), float((body @ topic).mean()), breaks
 
 
