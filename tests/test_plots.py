@@ -1,5 +1,6 @@
 """The planned plot: what the program writes, and how the continuation writes on from it."""
 import pytest
+from test_stories import Continuer  # the fake plain-text backend
 
 from helpers import stories
 from helpers.stories import StorySpec
@@ -64,13 +65,3 @@ def test_talk_about_the_story_is_a_leak():
     assert leaked("Bo was happy. The story is a happy tale.", stories.EXAMPLE_SPEC)
     assert not leaked("Grandma told a story. Bo was happy.", stories.EXAMPLE_SPEC)
 
-
-class Continuer:
-    """A fake plain-text backend: answers ``complete`` calls with scripted texts in order, keeping each prompt."""
-
-    def __init__(self, texts):
-        self.texts, self.prompts = list(texts), []
-
-    def complete(self, prompt, **kw):
-        self.prompts.append(prompt)
-        return stories.Generation(self.texts.pop(0), 30, 12, 0.01, "continuer")
