@@ -70,8 +70,21 @@ STRATEGIES = {
                      "creature clue for help or finds each thing clue, and resolves the problem; the model writes "
                      "the answers and everything between",
 }
-# Strategies that continue plain text (a backend with ``complete``), and how many candidates each draws a beat.
-CONTINUATION = {"continue": 1, "continue_ranked": 3, "continue_grammar": 1, "continue_plot": 3}
+@dataclasses.dataclass(frozen=True)
+class Continuation:
+    """How a strategy that continues plain text writes (``writing._continue``): candidates drawn a beat and ranked
+    by the checker, decoding under the word-shape grammar, and the beats of a planned plot (``plots.plot_beats``)
+    in place of ``continuation_beats``."""
+
+    candidates: int = 1
+    grammar: bool = False
+    planned: bool = False
+
+
+# The strategies that continue plain text (a backend with ``complete``), one spec each.
+CONTINUATION = {"continue": Continuation(), "continue_ranked": Continuation(candidates=3),
+                "continue_grammar": Continuation(grammar=True),
+                "continue_plot": Continuation(candidates=3, planned=True)}
 # How many samples best_of_n draws, and how often scaffold retries a beat that misses its clue.
 BEST_OF_N, BEAT_RETRIES = 4, 2
 

@@ -100,8 +100,7 @@ def write_story(backend, spec: StorySpec, strategy: str = "baseline", seed: int 
         text = _scaffold(backend, spec, seed, calls, sampling, grammar=strategy != "scaffold",
                          short=strategy == "scaffold_short")
     elif strategy in CONTINUATION:
-        text = _continue(backend, spec, seed, calls, sampling, candidates=CONTINUATION[strategy],
-                         grammar=strategy == "continue_grammar", planned=strategy == "continue_plot")
+        text = _continue(backend, spec, seed, calls, sampling, CONTINUATION[strategy])
     elif strategy == "outline":
         text = call(build_messages(spec, "outline", outline=call(build_messages(spec, "outline"))))
     elif strategy == "revise":
@@ -184,20 +183,21 @@ def _continuation_key(story: str, spec: StorySpec, frame: str, on_plot: tuple[st
             -r.repetition, r.reading["neighbour_similarity"] if r.reading else 0.0)
 
 
-def _continue(backend, spec, seed, calls, sampling, candidates: int = 1, grammar: bool = False,
-              planned: bool = False) -> str:
-    """Write the story as plain text continued beat by beat (``continuation_beats``): each call sees the frame
-    and the whole story so far, the program's opening words of the beat included, and writes on; the beat is cut
-    at its last sentence end. With ``candidates`` > 1, that many continuations are drawn for a beat and the one
-    ``_continuation_key`` ranks first is kept. A beat that comes back short of 0.8 of its words is continued
-    up to three more times; then the story is fitted to the word range. ``planned``: the beats of a planned plot
-    (``plots.plot_beats``) in place of ``continuation_beats``."""
+def _continue(backend, spec, seed, calls, sampling, how) -> str:
+    """Write the story as plain text continued beat by beat (``continuation_beats``), as ``how`` (the strategy's
+    ``spec.Continuation``) says: each call sees the frame and the whole story so far, the program's opening words
+    of the beat included, and writes on; the beat is cut at its last sentence end. With ``how.candidates`` > 1,
+    that many continuations are drawn for a beat and the one ``_continuation_key`` ranks first is kept. A beat that
+    comes back short of 0.8 of its words is continued up to three more times; then the story is fitted to the word
+    range. ``how.planned``: the beats of a planned plot (``plots.plot_beats``) in place of ``continuation_beats``;
+    ``how.grammar``: decoded under ``WORD_GRAMMAR``."""
     if not hasattr(backend, "complete"):
         raise ValueError(f"the continuation strategies need a backend that continues plain text (a `complete` "
                          f"method, as LocalLlama and OpenAICompatible have); {type(backend).__name__} has none")
     frame = story_frame(spec)
     budget = sampling.get("max_tokens")  # a cap for the whole story is shared between the beats
     kw = {k: v for k, v in sampling.items() if k != "max_tokens"}
+    candidates, grammar, planned = how.candidates, how.grammar, how.planned
     plan = (plot_beats if planned else continuation_beats)(spec, seed)
     paragraphs: list[str] = []
     for i, beat in enumerate(plan):
