@@ -6,8 +6,8 @@ A small model continued beat by beat wanders: every clue is met, nothing follows
 ``PLOTS`` by its seed: the problem comes from the seeded story's twist (``spec.story_seed``), every clue that is
 a creature is asked for help with it and answers in the model's words, every clue that is a thing is found and
 looked at, and the plot's own line resolves the problem before the evening ends the story. The program's lines
-differ from clue to clue (no opening is repeated as a template). About half of each story's words are the
-program's: its lines are the ``opens`` of each beat, kept in every call's record.
+differ from clue to clue (no opening is repeated as a template). The program wrote 40 to 42 % of the words of the
+committed planned-plot stories (33 to 61 % a story); its lines are the ``opens`` of each beat, in every call's record.
 """
 from __future__ import annotations
 
